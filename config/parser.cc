@@ -1,0 +1,203 @@
+// Builds the syntax tree from the lexer's statements and splices included
+// files into it.
+#include <glob.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "config/syntax.h"
+
+namespace terminus::config::detail {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr size_t kMaxFileSize = 64 * 1024 * 1024;
+
+bool has_glob_chars(std::string_view s) {
+    return s.find_first_of("*?[") != std::string_view::npos;
+}
+
+class Parser {
+  public:
+    Parser(Diagnostics& diags, const ParseOptions& options) : diags_(diags), options_(options) {}
+
+    std::vector<Node> parse_file(const std::string& path, const Location* included_at) {
+        std::error_code ec;
+        fs::path canonical = fs::weakly_canonical(fs::absolute(path), ec);
+        const std::string key = ec ? path : canonical.string();
+
+        if (std::find(stack_.begin(), stack_.end(), key) != stack_.end()) {
+            std::string chain;
+            auto it = std::find(stack_.begin(), stack_.end(), key);
+            for (; it != stack_.end(); ++it) chain += "\"" + *it + "\" includes ";
+            chain += "\"" + key + "\"";
+            diags_.error(included_at ? *included_at : Location{path, 0, 0},
+                         "include cycle: " + chain + "; remove one of these includes");
+            return {};
+        }
+        if (stack_.size() >= static_cast<size_t>(kMaxIncludeDepth)) {
+            diags_.error(included_at ? *included_at : Location{path, 0, 0},
+                         "includes nested more than " + std::to_string(kMaxIncludeDepth) +
+                             " deep: \"" + path + "\" is not read");
+            return {};
+        }
+
+        std::string text;
+        if (!read_file(path, text, included_at)) return {};
+        stack_.push_back(key);
+        auto nodes = parse_text(text, path);
+        stack_.pop_back();
+        return nodes;
+    }
+
+    std::vector<Node> parse_text(std::string_view text, const std::string& name) {
+        Lexer lexer(text, name, diags_);
+        return parse_block(lexer, name, 0);
+    }
+
+  private:
+    bool read_file(const std::string& path, std::string& out, const Location* at) {
+        const Location where = at ? *at : Location{path, 0, 0};
+        struct stat st{};
+        if (::stat(path.c_str(), &st) != 0) {
+            diags_.error(where, "cannot open \"" + path + "\": " + std::strerror(errno));
+            return false;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            diags_.error(where, "\"" + path + "\" is a directory, not a configuration file");
+            return false;
+        }
+        if (static_cast<size_t>(st.st_size) > kMaxFileSize) {
+            diags_.error(where, "\"" + path + "\" is larger than 64 MiB; is it a configuration file?");
+            return false;
+        }
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            diags_.error(where, "cannot open \"" + path + "\": " + std::strerror(errno));
+            return false;
+        }
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        out = ss.str();
+        return true;
+    }
+
+    std::vector<Node> parse_block(Lexer& lexer, const std::string& file, int depth) {
+        std::vector<Node> nodes;
+        for (;;) {
+            Lexer::Statement st = lexer.next();
+            switch (st.kind) {
+                case Lexer::Kind::kEof:
+                    if (depth > 0) {
+                        diags_.error(st.loc, "unexpected end of file, expecting \"}\"");
+                    }
+                    return nodes;
+                case Lexer::Kind::kBlockEnd:
+                    if (depth == 0) {
+                        diags_.error(st.loc, "unexpected \"}\": no block is open here");
+                        continue;
+                    }
+                    return nodes;
+                case Lexer::Kind::kDirective:
+                case Lexer::Kind::kBlockStart:
+                    break;
+            }
+
+            Node node;
+            node.name = std::move(st.words.front());
+            node.args.assign(std::make_move_iterator(st.words.begin() + 1),
+                             std::make_move_iterator(st.words.end()));
+            if (st.kind == Lexer::Kind::kBlockStart) {
+                node.block = true;
+                if (depth + 1 >= kMaxBlockDepth) {
+                    diags_.error(node.loc(), "blocks nested more than " +
+                                                 std::to_string(kMaxBlockDepth) + " deep");
+                    skip_block(lexer);
+                    continue;
+                }
+                node.children = parse_block(lexer, file, depth + 1);
+            }
+
+            if (node.name.text == "include" && !node.block && options_.follow_includes &&
+                !node.name.quoted) {
+                splice_include(node, file, nodes);
+                continue;
+            }
+            nodes.push_back(std::move(node));
+        }
+    }
+
+    void skip_block(Lexer& lexer) {
+        int open = 1;
+        while (open > 0) {
+            Lexer::Statement st = lexer.next();
+            if (st.kind == Lexer::Kind::kEof) return;
+            if (st.kind == Lexer::Kind::kBlockStart) ++open;
+            if (st.kind == Lexer::Kind::kBlockEnd) --open;
+        }
+    }
+
+    void splice_include(const Node& node, const std::string& file, std::vector<Node>& out) {
+        if (node.args.size() != 1) {
+            diags_.error(node.loc(), "\"include\" takes one file name or glob, " +
+                                         std::to_string(node.args.size()) + " given");
+            return;
+        }
+        const Word& arg = node.args.front();
+        fs::path pattern(arg.text);
+        if (pattern.is_relative()) pattern = fs::path(file).parent_path() / pattern;
+        const std::string pat = pattern.lexically_normal().string();
+
+        std::vector<std::string> files;
+        if (has_glob_chars(arg.text)) {
+            glob_t g{};
+            int rc = ::glob(pat.c_str(), GLOB_ERR, nullptr, &g);
+            if (rc == 0) {
+                for (size_t i = 0; i < g.gl_pathc; ++i) files.emplace_back(g.gl_pathv[i]);
+            } else if (rc != GLOB_NOMATCH) {
+                diags_.error(arg.loc, "cannot read the files matching \"" + pat + "\"");
+            }
+            globfree(&g);
+            // glob() sorts; nginx reads matches in that order too.
+        } else {
+            files.push_back(pat);
+        }
+
+        for (const std::string& f : files) {
+            auto nodes = parse_file(f, &arg.loc);
+            if (!nodes.empty()) {
+                nodes.front().included_by = "include " + quote_word(arg.text) + " (" +
+                                            arg.loc.file + ":" + std::to_string(arg.loc.line) +
+                                            ")";
+            }
+            for (auto& n : nodes) out.push_back(std::move(n));
+        }
+    }
+
+    Diagnostics& diags_;
+    ParseOptions options_;
+    std::vector<std::string> stack_;
+};
+
+}  // namespace
+
+std::vector<Node> parse_file(const std::string& path, Diagnostics& diags,
+                             const ParseOptions& options) {
+    Parser p(diags, options);
+    return p.parse_file(path, nullptr);
+}
+
+std::vector<Node> parse_text(std::string_view text, const std::string& name,
+                             Diagnostics& diags, const ParseOptions& options) {
+    Parser p(diags, options);
+    return p.parse_text(text, name);
+}
+
+}  // namespace terminus::config::detail
