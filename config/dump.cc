@@ -120,7 +120,7 @@ DumpResult dump_effective(const std::string& path, const LoadOptions& options) {
     if (!loaded.ok()) return r;
     // Parse once more for the tree; it parsed cleanly a moment ago.
     detail::Diagnostics diags;
-    auto nodes = detail::parse_file(path, diags, {options.follow_includes});
+    auto nodes = detail::parse_file(path, diags, detail::parse_options(options));
     Dumper d(*loaded.config);
     r.text = d.run(nodes);
     r.ok = true;

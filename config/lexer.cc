@@ -106,11 +106,12 @@ Lexer::Statement Lexer::next() {
     size_t start = 0;
     Location start_loc;
 
-    auto finish_word = [&](size_t end) {
+    auto finish_word = [&](size_t end, Location end_loc) {
         Word w;
         w.text = unescape(text_.substr(start, end - start));
         w.loc = start_loc;
         w.quoted = s_quoted || d_quoted || need_space;
+        w.end = end_loc;
         st.words.push_back(std::move(w));
     };
 
@@ -151,7 +152,9 @@ Lexer::Statement Lexer::next() {
             diags_.error(ch_loc, std::string("unexpected \"") + ch +
                                      "\" after a quoted string: put a space, \";\" or \"{\" "
                                      "after the closing quote");
-            // Recover: the character starts a new word.
+            // Recover: the character starts a new word; the statement is
+            // not validated.
+            st.damaged = true;
             need_space = false;
             last_space = true;
         }
@@ -172,13 +175,12 @@ Lexer::Statement Lexer::next() {
                     return st;
                 case '}':
                     if (!st.words.empty()) {
-                        diags_.error(ch_loc, "unexpected \"}\": is a \";\" missing after \"" +
-                                                 st.words.front().text + "\"?");
-                        // Recover: end the directive here and let the
-                        // parser see the "}" next.
+                        // A ";" is missing: the parser says where. End the
+                        // directive here and let the parser see the "}".
                         --pos_;
                         --col_;
                         st.kind = Kind::kDirective;
+                        st.unterminated = true;
                         st.loc = ch_loc;
                         return st;
                     }
@@ -240,7 +242,9 @@ Lexer::Statement Lexer::next() {
         }
         if (!found) continue;
 
-        finish_word(pos_ - 1);
+        Location end_loc = ch_loc;
+        if (need_space) ++end_loc.column;  // past the closing quote
+        finish_word(pos_ - 1, end_loc);
         d_quoted = s_quoted = false;
         if (ch == ';' || ch == '{') {
             st.kind = ch == ';' ? Kind::kDirective : Kind::kBlockStart;
@@ -253,15 +257,14 @@ Lexer::Statement Lexer::next() {
     if (d_quoted || s_quoted) {
         diags_.error(start_loc, std::string("unterminated ") + (d_quoted ? "\"" : "'") +
                                     "-quoted string: it runs to the end of the file");
+        st.damaged = true;
     } else if (!last_space && !need_space) {
-        finish_word(pos_);
+        finish_word(pos_, here());
     }
     if (!st.words.empty()) {
-        diags_.error(here(), "unexpected end of file, expecting \";\" or \"}\" after \"" +
-                                 st.words.front().text + "\"");
-        // Hand what was read to the parser as a directive so that it is
-        // still validated.
+        // Hand what was read to the parser, which reports the missing ";".
         st.kind = Kind::kDirective;
+        st.unterminated = true;
         st.loc = here();
         return st;
     }

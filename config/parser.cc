@@ -110,28 +110,65 @@ class Parser {
                     break;
             }
 
-            Node node;
-            node.name = std::move(st.words.front());
-            node.args.assign(std::make_move_iterator(st.words.begin() + 1),
-                             std::make_move_iterator(st.words.end()));
-            if (st.kind == Lexer::Kind::kBlockStart) {
-                node.block = true;
-                if (depth + 1 >= kMaxBlockDepth) {
-                    diags_.error(node.loc(), "blocks nested more than " +
-                                                 std::to_string(kMaxBlockDepth) + " deep");
-                    skip_block(lexer);
-                    continue;
+            // A ";" that is missing shows as a directive name at the start
+            // of a line inside the words: split the statement there.
+            std::vector<std::vector<Word>> parts(1);
+            for (size_t i = 0; i < st.words.size(); ++i) {
+                Word& w = st.words[i];
+                if (i > 0 && !w.quoted && options_.is_directive &&
+                    w.loc.line > st.words[i - 1].loc.line && options_.is_directive(w.text)) {
+                    missing_semicolon(parts.back());
+                    parts.emplace_back();
                 }
-                node.children = parse_block(lexer, file, depth + 1);
+                parts.back().push_back(std::move(w));
             }
-
-            if (node.name.text == "include" && !node.block && options_.follow_includes &&
-                !node.name.quoted) {
-                splice_include(node, file, nodes);
+            if (st.unterminated) missing_semicolon(parts.back());
+            if (st.damaged) {
+                // Reported by the lexer; a block's contents still count.
+                if (st.kind == Lexer::Kind::kBlockStart) {
+                    auto children = parse_block(lexer, file, depth + 1);
+                    (void)children;
+                }
                 continue;
             }
-            nodes.push_back(std::move(node));
+
+            for (size_t p = 0; p < parts.size(); ++p) {
+                const bool last = p + 1 == parts.size();
+                Node node;
+                node.name = std::move(parts[p].front());
+                node.args.assign(std::make_move_iterator(parts[p].begin() + 1),
+                                 std::make_move_iterator(parts[p].end()));
+                if (last && st.kind == Lexer::Kind::kBlockStart) {
+                    node.block = true;
+                    if (depth + 1 >= kMaxBlockDepth) {
+                        diags_.error(node.loc(), "blocks nested more than " +
+                                                     std::to_string(kMaxBlockDepth) + " deep");
+                        skip_block(lexer);
+                        continue;
+                    }
+                    node.children = parse_block(lexer, file, depth + 1);
+                }
+                add_node(std::move(node), file, nodes);
+            }
         }
+    }
+
+    void missing_semicolon(const std::vector<Word>& words) {
+        std::string text;
+        for (const Word& w : words) {
+            if (!text.empty()) text += ' ';
+            text += w.quoted ? quote_word(w.text) : w.text;
+        }
+        if (text.size() > 60) text = text.substr(0, 57) + "...";
+        diags_.error(words.back().end, "missing \";\" after \"" + text + "\"");
+    }
+
+    void add_node(Node node, const std::string& file, std::vector<Node>& nodes) {
+        if (node.name.text == "include" && !node.block && options_.follow_includes) {
+            splice_include(node, file, nodes);
+            return;
+        }
+        nodes.push_back(std::move(node));
     }
 
     void skip_block(Lexer& lexer) {

@@ -92,6 +92,8 @@ const DirectiveSpec* find_directive(std::string_view name, Ctx ctx, uint32_t* al
 const char* nginx_only_reason(std::string_view name);
 // The closest known directive name, or empty.
 std::string suggest_directive(std::string_view name);
+// Parser options for a load, with the directive table's names.
+ParseOptions parse_options(const LoadOptions& options);
 
 class Builder {
   public:
@@ -114,6 +116,7 @@ class Builder {
     std::vector<SettingsScratch> server_scratch;  // parallel to cfg.servers
     std::vector<VarUse> var_uses;
     bool saw_port = false;
+    std::string main_name;  // the main file as it was named
     // Files already checked (by kind and path) and whether they were usable:
     // each is opened, and reported, once.
     std::map<std::string, bool> checked_files;

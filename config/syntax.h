@@ -29,6 +29,7 @@ struct Word {
     std::string text;
     Location loc;
     bool quoted = false;
+    Location end;  // just past the word (past its closing quote)
 };
 
 struct Node {
@@ -50,6 +51,11 @@ class Lexer {
         Kind kind = Kind::kEof;
         std::vector<Word> words;
         Location loc;  // where the terminator (";", "{", "}", end) is
+        // The words were ended by "}" or the end of the file, not by ";".
+        bool unterminated = false;
+        // A lexical error inside the statement: already reported, do not
+        // validate it.
+        bool damaged = false;
     };
 
     Lexer(std::string_view text, std::string file, Diagnostics& diags);
@@ -69,6 +75,9 @@ class Lexer {
 
 struct ParseOptions {
     bool follow_includes = true;
+    // Tells a directive name from other words, so that a missing ";" is
+    // reported where it is missing. Null: no such diagnosis.
+    bool (*is_directive)(std::string_view name) = nullptr;
 };
 
 constexpr int kMaxBlockDepth = 32;

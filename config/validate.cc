@@ -63,6 +63,17 @@ std::string closest(std::string_view word, const Range& candidates) {
 
 }  // namespace
 
+ParseOptions parse_options(const LoadOptions& options) {
+    ParseOptions p;
+    p.follow_includes = options.follow_includes;
+    p.is_directive = [](std::string_view name) {
+        uint32_t all = 0;
+        find_directive(name, kMain, &all);
+        return all != 0 || nginx_only_reason(name) != nullptr;
+    };
+    return p;
+}
+
 std::string suggest_directive(std::string_view name) {
     std::vector<std::string_view> names;
     for (const auto& d : directive_table()) names.push_back(d.name);
@@ -245,8 +256,8 @@ void Builder::finish() {
         }
     }
 
-    if (cfg.servers.empty()) {
-        warning(Location{cfg.path, 1, 1},
+    if (cfg.servers.empty() && !diags_.has_errors()) {
+        warning(Location{main_name, 1, 1},
                 "no server {} is defined in stream {}: terminusd will only answer ARP and ping");
     }
 }
@@ -493,6 +504,7 @@ LoadResult build(std::vector<detail::Node> nodes, detail::Diagnostics& diags,
     fs::path abs = fs::absolute(main_path, ec);
     cfg->path = ec ? main_path : abs.lexically_normal().string();
     detail::Builder b(*cfg, diags, options, fs::path(cfg->path).parent_path().string());
+    b.main_name = main_path;
     detail::Scope top;
     top.ctx = detail::kMain;
     b.walk(nodes, top);
@@ -508,13 +520,13 @@ LoadResult build(std::vector<detail::Node> nodes, detail::Diagnostics& diags,
 
 LoadResult load_file(const std::string& path, const LoadOptions& options) {
     detail::Diagnostics diags;
-    auto nodes = detail::parse_file(path, diags, {options.follow_includes});
+    auto nodes = detail::parse_file(path, diags, detail::parse_options(options));
     return build(std::move(nodes), diags, options, path);
 }
 
 LoadResult load_string(std::string_view text, const std::string& name, const LoadOptions& options) {
     detail::Diagnostics diags;
-    auto nodes = detail::parse_text(text, name, diags, {options.follow_includes});
+    auto nodes = detail::parse_text(text, name, diags, detail::parse_options(options));
     return build(std::move(nodes), diags, options, name);
 }
 
