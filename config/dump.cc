@@ -66,12 +66,14 @@ class Dumper {
         defaults(nodes, ctx, depth);
         if (ctx == detail::kMain) {
             // Blocks that were not written at all, with their defaults.
-            for (auto [name, c] : {std::pair{"dataplane", detail::kDataplane},
-                                   std::pair{"mgmt", detail::kMgmt}}) {
+            for (const auto& blk : {std::pair{"dataplane", detail::kDataplane},
+                                    std::pair{"mgmt", detail::kMgmt}}) {
+                const std::string name = blk.first;
+                const Ctx c = blk.second;
                 bool written = std::any_of(nodes.begin(), nodes.end(),
                                            [&](const Node& n) { return n.name.text == name; });
                 if (written) continue;
-                line(depth, std::string(name) + " {  # default");
+                line(depth, name + " {  # default");
                 defaults({}, c, depth + 1);
                 line(depth, "}");
             }

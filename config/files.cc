@@ -33,13 +33,9 @@ struct X509Free {
 struct PkeyFree {
     void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
 };
-struct SslCtxFree {
-    void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
-};
 using BioPtr = std::unique_ptr<BIO, BioFree>;
 using X509Ptr = std::unique_ptr<X509, X509Free>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 
 std::string dq(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
@@ -337,17 +333,17 @@ bool check_password_file(Builder& b, const std::string& path, const Location& lo
 
 namespace {
 
-SslCtxPtr scratch_ctx() {
-    SslCtxPtr ctx(SSL_CTX_new(TLS_method()));
-    return ctx;
+SSL_CTX* scratch_ctx(Builder& b) {
+    if (!b.scratch_ssl_ctx) b.scratch_ssl_ctx.reset(SSL_CTX_new(TLS_method()), SSL_CTX_free);
+    return b.scratch_ssl_ctx.get();
 }
 
 }  // namespace
 
 bool check_cipher_list(Builder& b, const std::string& ciphers, const Location& loc) {
-    SslCtxPtr ctx = scratch_ctx();
+    SSL_CTX* ctx = scratch_ctx(b);
     if (!ctx) return true;
-    if (SSL_CTX_set_cipher_list(ctx.get(), ciphers.c_str()) != 1) {
+    if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1) {
         ERR_clear_error();
         b.error(loc, "no cipher in " + dq(ciphers) +
                          " is known to OpenSSL (TLS 1.3 suites go in ssl_conf_command "
@@ -359,9 +355,9 @@ bool check_cipher_list(Builder& b, const std::string& ciphers, const Location& l
 
 bool check_ecdh_curve(Builder& b, const std::string& curves, const Location& loc) {
     if (curves == "auto") return true;
-    SslCtxPtr ctx = scratch_ctx();
+    SSL_CTX* ctx = scratch_ctx(b);
     if (!ctx) return true;
-    if (SSL_CTX_set1_groups_list(ctx.get(), curves.c_str()) != 1) {
+    if (SSL_CTX_set1_groups_list(ctx, curves.c_str()) != 1) {
         ERR_clear_error();
         b.error(loc, "unknown curve in " + dq(curves) +
                          ": expected auto or a list such as X25519:prime256v1:secp384r1");
@@ -371,13 +367,13 @@ bool check_ecdh_curve(Builder& b, const std::string& curves, const Location& loc
 }
 
 bool check_conf_command(Builder& b, const ConfCommand& cmd) {
-    SslCtxPtr ctx = scratch_ctx();
+    SSL_CTX* ctx = scratch_ctx(b);
     if (!ctx) return true;
     SSL_CONF_CTX* cctx = SSL_CONF_CTX_new();
     SSL_CONF_CTX_set_flags(cctx, SSL_CONF_FLAG_FILE | SSL_CONF_FLAG_SERVER |
                                      SSL_CONF_FLAG_CLIENT | SSL_CONF_FLAG_CERTIFICATE |
                                      SSL_CONF_FLAG_SHOW_ERRORS);
-    SSL_CONF_CTX_set_ssl_ctx(cctx, ctx.get());
+    SSL_CONF_CTX_set_ssl_ctx(cctx, ctx);
     int rc = SSL_CONF_cmd(cctx, cmd.name.c_str(), cmd.value.c_str());
     SSL_CONF_CTX_free(cctx);
     ERR_clear_error();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -10,6 +11,8 @@
 
 #include "config/config.h"
 #include "config/syntax.h"
+
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX
 
 namespace terminus::config::detail {
 
@@ -120,6 +123,9 @@ class Builder {
     // Files already checked (by kind and path) and whether they were usable:
     // each is opened, and reported, once.
     std::map<std::string, bool> checked_files;
+    // One SSL_CTX per load for checking cipher strings, curves and
+    // ssl_conf_command (files.cc); made on first use.
+    std::shared_ptr<ssl_ctx_st> scratch_ssl_ctx;
 
   private:
     void dispatch(const Node& node, Scope& scope);

@@ -50,9 +50,14 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 template <typename Range>
 std::string closest(std::string_view word, const Range& candidates) {
     std::string best;
+    if (word.size() > 64) return best;  // no name is that long
     size_t best_d = std::max<size_t>(1, std::min<size_t>(3, word.size() / 4)) + 1;
     for (const auto& c : candidates) {
-        size_t d = edit_distance(word, c);
+        std::string_view cv(c);
+        // The length difference is a lower bound of the distance.
+        size_t diff = cv.size() > word.size() ? cv.size() - word.size() : word.size() - cv.size();
+        if (diff >= best_d) continue;
+        size_t d = edit_distance(word, cv);
         if (d < best_d) {
             best_d = d;
             best = std::string(c);
