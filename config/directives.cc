@@ -444,7 +444,7 @@ void h_block_map(Builder& b, Scope&, const Node& n) {
         }
         bool dup = false;
         for (const auto& prev : m.entries) {
-            if (prev.regex == e.regex && prev.key == e.key) {
+            if (prev.regex == e.regex && prev.caseless == e.caseless && prev.key == e.key) {
                 b.error(c.loc(), "conflicting map parameter " + dq(e.key) + ", first at line " +
                                      std::to_string(prev.loc.line));
                 dup = true;
@@ -909,7 +909,9 @@ void h_access_rule(Builder& b, Scope& s, const Node& n) {
     auto& rules = s.settings->access_rules;
     // allow and deny form one ordered list; a server that writes either
     // replaces what it inherited.
-    if (s.first_in_block("allow") && s.first_in_block("deny")) rules.clear();
+    const auto written = std::count(s.seen.begin(), s.seen.end(), "allow") +
+                         std::count(s.seen.begin(), s.seen.end(), "deny");
+    if (written == 1) rules.clear();
     AccessRule r;
     r.loc = n.loc();
     r.allow = n.name.text == "allow";

@@ -49,6 +49,9 @@ class Parser {
             return {};
         }
 
+        if (stack_.empty() && main_dir_.empty()) {
+            main_dir_ = fs::absolute(path, ec).parent_path().lexically_normal().string();
+        }
         std::string text;
         if (!read_file(path, text, included_at)) return {};
         stack_.push_back(key);
@@ -58,6 +61,10 @@ class Parser {
     }
 
     std::vector<Node> parse_text(std::string_view text, const std::string& name) {
+        if (main_dir_.empty()) {
+            std::error_code ec;
+            main_dir_ = fs::absolute(name, ec).parent_path().lexically_normal().string();
+        }
         Lexer lexer(text, name, diags_);
         return parse_block(lexer, name, 0);
     }
@@ -115,8 +122,7 @@ class Parser {
             std::vector<std::vector<Word>> parts(1);
             for (size_t i = 0; i < st.words.size(); ++i) {
                 Word& w = st.words[i];
-                if (i > 0 && !w.quoted && options_.is_directive &&
-                    w.loc.line > st.words[i - 1].loc.line && options_.is_directive(w.text)) {
+                if (i > 0 && looks_like_next_directive(st, i)) {
                     missing_semicolon(parts.back());
                     parts.emplace_back();
                 }
@@ -151,6 +157,23 @@ class Parser {
                 add_node(std::move(node), file, nodes);
             }
         }
+    }
+
+    // Whether words[i] starts a directive whose ";"-terminated predecessor
+    // lost its ";": a directive name first on its line. When the statement
+    // did end with ";", nginx would have read the words as parameters, so
+    // ask for more: a word after it on the same line, and not one of the
+    // parameters that are spelled like directives ("listen ... \n
+    // proxy_protocol;", "random two\n least_conn;").
+    bool looks_like_next_directive(const Lexer::Statement& st, size_t i) const {
+        const Word& w = st.words[i];
+        if (w.quoted || !options_.is_directive || w.loc.line <= st.words[i - 1].loc.line ||
+            !options_.is_directive(w.text)) {
+            return false;
+        }
+        if (st.unterminated) return true;
+        if (w.text == "proxy_protocol" || w.text == "least_conn") return false;
+        return i + 1 < st.words.size() && st.words[i + 1].loc.line == w.loc.line;
     }
 
     void missing_semicolon(const std::vector<Word>& words) {
@@ -188,24 +211,19 @@ class Parser {
             return;
         }
         const Word& arg = node.args.front();
-        fs::path pattern(arg.text);
-        if (pattern.is_relative()) pattern = fs::path(file).parent_path() / pattern;
-        const std::string pat = pattern.lexically_normal().string();
-
+        // Relative to the including file; failing that, relative to the
+        // main file's directory, where nginx resolves every include (so
+        // that a Debian-style sites-enabled/x may include snippets/y).
         std::vector<std::string> files;
-        if (has_glob_chars(arg.text)) {
-            glob_t g{};
-            int rc = ::glob(pat.c_str(), GLOB_ERR, nullptr, &g);
-            if (rc == 0) {
-                for (size_t i = 0; i < g.gl_pathc; ++i) files.emplace_back(g.gl_pathv[i]);
-            } else if (rc != GLOB_NOMATCH) {
-                diags_.error(arg.loc, "cannot read the files matching \"" + pat + "\"");
-            }
-            globfree(&g);
-            // glob() sorts; nginx reads matches in that order too.
-        } else {
-            files.push_back(pat);
+        const bool relative = fs::path(arg.text).is_relative();
+        std::string pat = expand(fs::path(file).parent_path(), arg, files);
+        if (relative && files.empty() && !main_dir_.empty() &&
+            fs::path(file).parent_path() != fs::path(main_dir_)) {
+            std::vector<std::string> from_main;
+            expand(fs::path(main_dir_), arg, from_main);
+            if (!from_main.empty()) files = std::move(from_main);
         }
+        if (files.empty() && !has_glob_chars(arg.text)) files.push_back(pat);  // reports the error
 
         for (const std::string& f : files) {
             auto nodes = parse_file(f, &arg.loc);
@@ -218,8 +236,33 @@ class Parser {
         }
     }
 
+    // The files ARG names relative to DIR: glob matches (sorted, as glob()
+    // and nginx order them) or the one file if it exists. Returns the path.
+    std::string expand(const fs::path& dir, const Word& arg, std::vector<std::string>& out) {
+        fs::path pattern(arg.text);
+        if (pattern.is_relative()) pattern = dir / pattern;
+        const std::string pat = pattern.lexically_normal().string();
+        if (has_glob_chars(arg.text)) {
+            glob_t g{};
+            // Flags 0, as nginx: a directory that does not exist matches
+            // nothing, which is not an error.
+            int rc = ::glob(pat.c_str(), 0, nullptr, &g);
+            if (rc == 0) {
+                for (size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);
+            } else if (rc != GLOB_NOMATCH) {
+                diags_.error(arg.loc, "cannot read the files matching \"" + pat + "\"");
+            }
+            globfree(&g);
+        } else {
+            std::error_code ec;
+            if (fs::exists(pat, ec)) out.push_back(pat);
+        }
+        return pat;
+    }
+
     Diagnostics& diags_;
     ParseOptions options_;
+    std::string main_dir_;
     std::vector<std::string> stack_;
 };
 

@@ -13,6 +13,14 @@ namespace {
 // nginx keeps values in ngx_int_t/off_t; stay inside int64.
 constexpr uint64_t kMaxValue = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
+// value = value * 10 + digit, refused past kMaxValue (nginx's cutoff/cutlim).
+bool push_digit(uint64_t& value, char c) {
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (value > (kMaxValue - d) / 10) return false;
+    value = value * 10 + d;
+    return true;
+}
+
 Result<Millis> parse_time_impl(std::string_view text, bool is_sec) {
     // The units in the order nginx requires them, each at most once. In
     // millisecond mode nginx starts at "month", so "y" and "M" are refused.
@@ -32,8 +40,7 @@ Result<Millis> parse_time_impl(std::string_view text, bool is_sec) {
     while (i < text.size()) {
         char c = text[i];
         if (c >= '0' && c <= '9') {
-            if (value > (kMaxValue - 9) / 10) return bad();
-            value = value * 10 + static_cast<uint64_t>(c - '0');
+            if (!push_digit(value, c)) return bad();
             valid = true;
             ++i;
             continue;
@@ -119,8 +126,7 @@ Result<uint64_t> parse_size(std::string_view text) {
     uint64_t v = 0;
     for (char c : digits) {
         if (c < '0' || c > '9') return bad();
-        if (v > (kMaxValue - 9) / 10) return bad();
-        v = v * 10 + static_cast<uint64_t>(c - '0');
+        if (!push_digit(v, c)) return bad();
     }
     if (v > kMaxValue / scale) return bad();
     return v * scale;
