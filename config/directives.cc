@@ -108,6 +108,10 @@ bool read_host_port(Builder& b, const Word& w, std::string& host, std::optional<
         b.error(w.loc, std::string(what) + " " + dq(t) + " has no port: write it as HOST:PORT");
         return false;
     }
+    if (colon != std::string_view::npos && p.empty()) {
+        b.error(w.loc, std::string(what) + " " + dq(t) + " has an empty port: write HOST:PORT");
+        return false;
+    }
     if (!p.empty()) {
         unsigned v = 0;
         auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
@@ -223,7 +227,7 @@ void h_conf_command(Builder& b, Scope& s, const Node& n) {
     auto& list = s.settings->*F;
     if (s.first_in_block(n.name.text)) list.clear();
     ConfCommand c{n.args[0].text, n.args[1].text, n.loc()};
-    if (check_conf_command(b, c)) list.push_back(std::move(c));
+    if (check_conf_command(b, c, n.name.text)) list.push_back(std::move(c));
 }
 
 template <std::vector<std::string> ServerSettings::*F>
@@ -324,7 +328,9 @@ void h_block_upstream(Builder& b, Scope&, const Node& n) {
     inner.ctx = kUpstream;
     inner.upstream = &up;
     b.walk(n.children, inner);
-    if (up.servers.empty()) {
+    // An upstream whose "server" lines were all refused has its errors
+    // already; say "no servers" only when none was written.
+    if (up.servers.empty() && std::count(inner.seen.begin(), inner.seen.end(), "server") == 0) {
         b.error(n.loc(), "no servers are inside upstream " + dq(up.name) +
                              ": add \"server HOST:PORT;\"");
     }
@@ -353,7 +359,10 @@ void h_block_match(Builder& b, Scope&, const Node& n) {
     inner.ctx = kMatch;
     inner.match = &m;
     b.walk(n.children, inner);
-    if (m.send.empty() && m.expect.empty()) {
+    if (m.send.empty() && m.expect.empty() &&
+        std::count(inner.seen.begin(), inner.seen.end(), "send") +
+                std::count(inner.seen.begin(), inner.seen.end(), "expect") ==
+            0) {
         b.error(n.loc(), "match " + dq(m.name) + " has neither \"send\" nor \"expect\"");
     }
 }
@@ -399,15 +408,16 @@ void h_block_map(Builder& b, Scope&, const Node& n) {
             b.error(c.loc(), "blocks are not allowed inside \"map\"");
             continue;
         }
-        if (!c.name.quoted && key == "hostnames" && c.args.empty()) {
+        // nginx decides on the key's text, quoted or not; "\\" escapes it.
+        if (key == "hostnames" && c.args.empty()) {
             m.hostnames = true;
             continue;
         }
-        if (!c.name.quoted && key == "volatile" && c.args.empty()) {
+        if (key == "volatile" && c.args.empty()) {
             m.is_volatile = true;
             continue;
         }
-        if (!c.name.quoted && key == "include") {
+        if (key == "include") {
             b.error(c.loc(), "\"include\" is not read here");
             continue;
         }
@@ -415,7 +425,7 @@ void h_block_map(Builder& b, Scope&, const Node& n) {
             b.error(c.loc(), "invalid number of the map parameters: write \"KEY VALUE;\"");
             continue;
         }
-        if (!c.name.quoted && key == "default") {
+        if (key == "default") {
             if (have_default) {
                 b.error(c.loc(), "duplicate default map parameter");
                 continue;
@@ -429,14 +439,16 @@ void h_block_map(Builder& b, Scope&, const Node& n) {
         e.loc = c.loc();
         e.value = c.args[0].text;
         std::string k = key;
-        if (!c.name.quoted && !k.empty() && k[0] == '\\') k.erase(0, 1);  // "\default"
-        if (!c.name.quoted && k.size() > 1 && k[0] == '~') {
+        if (!k.empty() && k[0] == '\\') {
+            k.erase(0, 1);  // "\default", "\~literal"
+        } else if (k.size() > 1 && k[0] == '~') {
             e.regex = true;
             e.caseless = k.size() > 2 && k[1] == '*';
             e.key = k.substr(e.caseless ? 2 : 1);
             check_regex(b, e.key, e.caseless, c.loc());
-        } else {
-            e.key = m.hostnames ? std::string(k) : k;
+        }
+        if (!e.regex) {
+            e.key = k;
             if (m.hostnames) {
                 std::transform(e.key.begin(), e.key.end(), e.key.begin(),
                                [](unsigned char ch) { return std::tolower(ch); });
@@ -948,6 +960,7 @@ void h_access_rule(Builder& b, Scope& s, const Node& n) {
 }
 
 void h_listen(Builder& b, Scope& s, const Node& n) {
+    s.scratch->listen_written = true;
     Listen l;
     l.loc = n.loc();
     std::string host;
@@ -1068,6 +1081,7 @@ void h_server_name(Builder& b, Scope& s, const Node& n) {
 }
 
 void h_proxy_pass(Builder& b, Scope& s, const Node& n) {
+    s.scratch->proxy_pass_written = true;
     ProxyPass& pp = s.server->proxy_pass;
     const Word& w = n.args[0];
     pp.value = w.text;
@@ -1254,7 +1268,10 @@ void h_ssl_password_file(Builder& b, Scope& s, const Node& n) {
 }
 
 void h_ssl_session_cache(Builder& b, Scope& s, const Node& n) {
+    // nginx merges the built-in cache and the shared zone separately: a
+    // server that names no shared cache keeps the one it inherits.
     SessionCache c;
+    const SessionCache inherited = s.settings->ssl_session_cache;
     bool ok = true;
     for (const Word& w : n.args) {
         std::string_view t = w.text;
@@ -1299,7 +1316,12 @@ void h_ssl_session_cache(Builder& b, Scope& s, const Node& n) {
         b.error(n.loc(), "\"ssl_session_cache off\" cannot be combined with other caches");
         ok = false;
     }
-    if (ok) s.settings->ssl_session_cache = c;
+    if (!ok) return;
+    if (c.shared_name.empty() && !c.off) {
+        c.shared_name = inherited.shared_name;
+        c.shared_size = inherited.shared_size;
+    }
+    s.settings->ssl_session_cache = c;
 }
 
 void h_ticket_key(Builder& b, Scope& s, const Node& n) {

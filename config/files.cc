@@ -157,7 +157,7 @@ bool check_certificate_file(Builder& b, const std::string& path, const Location&
 bool check_key_matches(Builder& b, const PathAt& cert, const PathAt& key,
                        const std::string& password_file) {
     bool ok = false;
-    const std::string memo = "pair:" + cert.path + "\n" + key.path;
+    const std::string memo = "pair:" + cert.path + "\n" + key.path + "\n" + password_file;
     if (seen_before(b, memo, &ok)) return ok;
 
     std::string data;
@@ -307,7 +307,9 @@ bool check_dhparam_file(Builder& b, const std::string& path, const Location& loc
     BioPtr bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
     PkeyPtr params(PEM_read_bio_Parameters(bio.get(), nullptr));
     ERR_clear_error();
-    if (!params || !EVP_PKEY_is_a(params.get(), "DH")) {
+    // PKCS#3 ("DH PARAMETERS") or X9.42 ("X9.42 DH PARAMETERS", what
+    // "openssl dhparam -dsaparam" writes): OpenSSL accepts both.
+    if (!params || !(EVP_PKEY_is_a(params.get(), "DH") || EVP_PKEY_is_a(params.get(), "DHX"))) {
         b.error(loc, dq(path) + " holds no PEM DH parameters (openssl dhparam -out FILE 2048)");
         return remember(b, "dh:" + path, false);
     }
@@ -366,7 +368,7 @@ bool check_ecdh_curve(Builder& b, const std::string& curves, const Location& loc
     return true;
 }
 
-bool check_conf_command(Builder& b, const ConfCommand& cmd) {
+bool check_conf_command(Builder& b, const ConfCommand& cmd, const std::string& directive) {
     SSL_CTX* ctx = scratch_ctx(b);
     if (!ctx) return true;
     SSL_CONF_CTX* cctx = SSL_CONF_CTX_new();
@@ -379,12 +381,17 @@ bool check_conf_command(Builder& b, const ConfCommand& cmd) {
     ERR_clear_error();
     if (rc == -2) {
         b.error(cmd.loc, "unknown OpenSSL command " + dq(cmd.name) +
-                             " in ssl_conf_command (see SSL_CONF_cmd(3): Ciphersuites, Groups, "
-                             "Options, ...)");
+                             " in " + directive +
+                             " (see SSL_CONF_cmd(3): Ciphersuites, Groups, Options, ...)");
         return false;
     }
     if (rc <= 0) {
-        b.error(cmd.loc, "OpenSSL refuses " + dq(cmd.name) + " " + dq(cmd.value));
+        b.error(cmd.loc, "OpenSSL refuses " + dq(cmd.name) + " " + dq(cmd.value) + " in " +
+                             directive + ": " +
+                             (cmd.name == "Ciphersuites"
+                                  ? "expected TLS 1.3 suites such as TLS_AES_128_GCM_SHA256:"
+                                    "TLS_CHACHA20_POLY1305_SHA256"
+                                  : "see SSL_CONF_cmd(3) for its values"));
         return false;
     }
     return true;
@@ -402,6 +409,16 @@ bool check_regex(Builder& b, const std::string& re, bool caseless, const Locatio
                          reinterpret_cast<const char*>(msg) + " at offset " +
                          std::to_string(offset));
         return false;
+    }
+    uint32_t count = 0, entry_size = 0;
+    PCRE2_SPTR table = nullptr;
+    pcre2_pattern_info(code, PCRE2_INFO_NAMECOUNT, &count);
+    pcre2_pattern_info(code, PCRE2_INFO_NAMEENTRYSIZE, &entry_size);
+    pcre2_pattern_info(code, PCRE2_INFO_NAMETABLE, &table);
+    for (uint32_t i = 0; i < count; ++i) {
+        // Each entry: a 2-byte group number, then the NUL-terminated name.
+        const char* name = reinterpret_cast<const char*>(table + i * entry_size + 2);
+        b.capture_variables.emplace_back(name);
     }
     pcre2_code_free(code);
     return true;

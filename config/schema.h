@@ -46,6 +46,8 @@ struct SettingsScratch {
     Location proxy_ssl_certificate_loc;
     Location proxy_ssl_certificate_key_loc;
     Location proxy_ssl_password_file_loc;
+    bool listen_written = false;      // even if refused
+    bool proxy_pass_written = false;  // even if refused
 };
 
 struct Scope {
@@ -118,6 +120,7 @@ class Builder {
     SettingsScratch stream_scratch;
     std::vector<SettingsScratch> server_scratch;  // parallel to cfg.servers
     std::vector<VarUse> var_uses;
+    std::vector<std::string> capture_variables;  // named regex captures
     bool saw_port = false;
     std::string main_name;  // the main file as it was named
     // Files already checked (by kind and path) and whether they were usable:
@@ -152,8 +155,9 @@ bool check_password_file(Builder& b, const std::string& path, const Location& lo
 // OpenSSL's own view of cipher strings, TLS 1.3 suites, curves, commands.
 bool check_cipher_list(Builder& b, const std::string& ciphers, const Location& loc);
 bool check_ecdh_curve(Builder& b, const std::string& curves, const Location& loc);
-bool check_conf_command(Builder& b, const ConfCommand& cmd);
-// PCRE2 syntax of a regular expression.
+bool check_conf_command(Builder& b, const ConfCommand& cmd, const std::string& directive);
+// PCRE2 syntax of a regular expression; its named captures become
+// variables (nginx: "(?<name>...)" sets $name).
 bool check_regex(Builder& b, const std::string& re, bool caseless, const Location& loc);
 
 }  // namespace terminus::config::detail

@@ -17,6 +17,25 @@ std::string dq(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 std::string at(const Location& l) { return l.file + ":" + std::to_string(l.line); }
 
+// What a server's names match, as comparable keys with where each is
+// written: ".example.com" is both "example.com" and "*.example.com"; a regex
+// equals only the same regex. A server without names has the key "".
+std::vector<std::pair<std::string, Location>> name_keys(const Server& s) {
+    std::vector<std::pair<std::string, Location>> v;
+    for (const auto& n : s.server_name) {
+        if (n.kind == ServerNameKind::kRegex) {
+            v.emplace_back("~" + n.name, n.loc);
+        } else if (n.kind == ServerNameKind::kWildcardFront && n.name[0] == '.') {
+            v.emplace_back(n.name.substr(1), n.loc);
+            v.emplace_back("*" + n.name, n.loc);
+        } else {
+            v.emplace_back(n.name, n.loc);
+        }
+    }
+    if (v.empty()) v.emplace_back("", Location{});
+    return v;
+}
+
 // Variables the stream modules provide (nginx's names).
 constexpr std::string_view kBuiltinVariables[] = {
     "binary_remote_addr", "bytes_received", "bytes_sent", "connection", "hostname", "msec",
@@ -34,15 +53,20 @@ constexpr std::string_view kBuiltinVariables[] = {
 };
 
 size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+    std::vector<size_t> prev2(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
     for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
     for (size_t i = 1; i <= a.size(); ++i) {
         cur[0] = i;
         for (size_t j = 1; j <= b.size(); ++j) {
             size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
             cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+            // Two swapped letters are one typo (optimal string alignment).
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+                cur[j] = std::min(cur[j], prev2[j - 2] + 1);
+            }
         }
-        std::swap(prev, cur);
+        prev2.swap(prev);  // prev2 = row i-1
+        prev.swap(cur);    // prev = row i
     }
     return prev[b.size()];
 }
@@ -110,7 +134,7 @@ void Builder::use_variables(const Word& w, const std::string& directive) {
         }
         if (name.empty()) {
             error(w.loc, "invalid variable name in " + dq(t) + ": \"$\" must be followed by a "
-                                                               "name, or written as \"\\$\"");
+                                                               "variable name");
             return;
         }
         // $1..$9 are regex captures, set by a matching map entry.
@@ -197,12 +221,17 @@ void Builder::finish() {
     // Variables, once every map is known.
     for (const VarUse& u : var_uses) {
         if (cfg.find_map(u.name)) continue;
+        if (std::find(capture_variables.begin(), capture_variables.end(), u.name) !=
+            capture_variables.end()) {
+            continue;
+        }
         if (std::find(std::begin(kBuiltinVariables), std::end(kBuiltinVariables), u.name) !=
             std::end(kBuiltinVariables)) {
             continue;
         }
         std::vector<std::string> names(std::begin(kBuiltinVariables), std::end(kBuiltinVariables));
         for (const auto& m : cfg.maps) names.push_back(m.variable);
+        for (const auto& c : capture_variables) names.push_back(c);
         std::string s = closest(u.name, names);
         error(u.loc, "unknown variable " + dq("$" + u.name) + " in " + dq(u.directive) +
                          (s.empty() ? ": define it with \"map\""
@@ -269,10 +298,13 @@ void Builder::finish() {
 
 void Builder::finish_server(Server& s, SettingsScratch& scratch) {
     ServerSettings& st = s.settings;
-    if (s.listen.empty()) {
+    // Not when a "listen" or "proxy_pass" was written and refused: its own
+    // error says what is wrong.
+    if (s.listen.empty() && !scratch.listen_written) {
         error(s.loc, "no \"listen\" is defined for this server: add \"listen PORT;\"");
     }
-    if (s.proxy_pass.kind == ProxyPass::Kind::kNone && !s.return_value) {
+    if (s.proxy_pass.kind == ProxyPass::Kind::kNone && !s.return_value &&
+        !scratch.proxy_pass_written) {
         error(s.loc, "this server has neither \"proxy_pass\" nor \"return\": add one");
     }
     if (s.proxy_pass.kind != ProxyPass::Kind::kNone && s.return_value) {
@@ -296,20 +328,15 @@ void Builder::finish_server(Server& s, SettingsScratch& scratch) {
         }
     }
     const bool ssl = std::any_of(s.listen.begin(), s.listen.end(), [](const Listen& l) { return l.ssl; });
-    if (ssl && options_.check_files) {
+    if (options_.check_files) {
+        // nginx loads every pair a server names, with "ssl" or without.
         for (size_t i = 0; i < std::min(certs.size(), keys.size()); ++i) {
             check_key_matches(*this, certs[i], keys[i], st.ssl_password_file);
         }
     }
     if (ssl) {
-        if (st.ssl_certificates.empty() && !st.ssl_reject_handshake && certs.empty() && keys.empty()) {
-            for (const auto& l : s.listen) {
-                if (!l.ssl) continue;
-                error(l.loc, "no \"ssl_certificate\" is defined for \"listen ... ssl\": add "
-                             "ssl_certificate and ssl_certificate_key, or ssl_reject_handshake on");
-                break;
-            }
-        }
+        // Whether an ssl listener has a certificate is decided per
+        // address:port, on its default server (check_listeners).
         if ((st.ssl_verify_client == VerifyClient::kOn ||
              st.ssl_verify_client == VerifyClient::kOptional) &&
             st.ssl_client_certificate.empty() && st.ssl_trusted_certificate.empty()) {
@@ -332,7 +359,7 @@ void Builder::finish_server(Server& s, SettingsScratch& scratch) {
                                                              : scratch.proxy_ssl_certificate_loc;
         error(l.line ? l : s.loc, "\"proxy_ssl_certificate\" and \"proxy_ssl_certificate_key\" "
                                   "go together: set both or neither");
-    } else if (!st.proxy_ssl_certificate.empty() && st.proxy_ssl && options_.check_files) {
+    } else if (!st.proxy_ssl_certificate.empty() && options_.check_files) {
         check_key_matches(*this,
                           PathAt{st.proxy_ssl_certificate, st.proxy_ssl_certificate,
                                  scratch.proxy_ssl_certificate_loc},
@@ -389,6 +416,11 @@ void Builder::check_proxy_pass(Server& s) {
                                 "the value is always empty; add \"ssl_preread on;\"");
             }
         }
+    }
+    if (pp.kind == ProxyPass::Kind::kVariable && pp.value.find("$ssl_preread_") != std::string::npos &&
+        !s.settings.ssl_preread) {
+        warning(pp.loc, "proxy_pass uses " + dq(pp.value) + " but \"ssl_preread\" is off here: the "
+                        "name is always empty; add \"ssl_preread on;\"");
     }
     if (s.health_check.enabled && pp.kind != ProxyPass::Kind::kUpstream) {
         error(s.health_check.loc, "\"health_check\" needs \"proxy_pass\" to an upstream group");
@@ -447,26 +479,36 @@ void Builder::check_listeners() {
         for (const Use& u : uses) {
             if (std::find(servers.begin(), servers.end(), u.server) == servers.end()) {
                 servers.push_back(u.server);
+            } else {
+                error(u.listen->loc, "a duplicate listen " + where + " in this server");
+            }
+        }
+        // An ssl address:port needs a certificate on its default server;
+        // the others fall back to it when they have none, as in nginx.
+        if (first.listen->ssl) {
+            const Use& d = default_use ? *default_use : first;
+            const ServerSettings& st = d.server->settings;
+            if (st.ssl_certificates.empty() && !st.ssl_reject_handshake) {
+                size_t idx = static_cast<size_t>(d.server - cfg.servers.data());
+                const SettingsScratch& sc = server_scratch[idx];
+                if (sc.certificates.empty() && sc.keys.empty()) {
+                    error(d.listen->loc, "no \"ssl_certificate\" is defined for \"listen ... ssl\" on " +
+                                             where + ": add ssl_certificate and "
+                                             "ssl_certificate_key, or ssl_reject_handshake on");
+                }
             }
         }
         for (size_t i = 1; i < servers.size(); ++i) {
             for (size_t j = 0; j < i; ++j) {
-                auto names_of = [](const Server* s) {
-                    std::vector<std::string> v;
-                    for (const auto& n : s->server_name) v.push_back(n.name);
-                    if (v.empty()) v.emplace_back("");
-                    return v;
-                };
-                auto a = names_of(servers[i]);
-                auto b = names_of(servers[j]);
-                for (const auto& n : a) {
-                    if (std::find(b.begin(), b.end(), n) == b.end()) continue;
-                    Location l = servers[i]->loc;
-                    for (const auto& sn : servers[i]->server_name) {
-                        if (sn.name == n) l = sn.loc;
-                    }
-                    error(l, (n.empty() ? std::string("two servers without server_name")
-                                        : "conflicting server name " + dq(n)) +
+                auto a = name_keys(*servers[i]);
+                auto b = name_keys(*servers[j]);
+                for (const auto& [key, loc] : a) {
+                    bool clash = std::any_of(b.begin(), b.end(),
+                                             [&](const auto& other) { return other.first == key; });
+                    if (!clash) continue;
+                    error(loc.line ? loc : servers[i]->loc,
+                          (key.empty() ? std::string("two servers without server_name")
+                                       : "conflicting server name " + dq(key)) +
                                  " on " + where + ": the other is the server at " +
                                  at(servers[j]->loc) +
                                  "; give each server on one address:port its own server_name");

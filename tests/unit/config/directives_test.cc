@@ -966,7 +966,7 @@ TEST(Directives, MetricsRefusesAnAddressWithoutPort) {
                 ElementsAre("metrics address \"9145\" has no port: write it as HOST:PORT"));
 }
 
-TEST(Directives, DISABLED_MetricsWithAnEmptyPortIsRefused) {
+TEST(Directives, MetricsWithAnEmptyPortIsRefused) {
     auto r = load(with_mgmt("metrics 127.0.0.1:;"));
     EXPECT_FALSE(r.ok());
     EXPECT_EQ(r.error_count(), 1u) << listing(r);
@@ -1181,7 +1181,7 @@ TEST(Directives, ProxyPassRefusesUnixSockets) {
 
 // "HOST:" has an empty port, which nginx refuses ("invalid port"); it must
 // not become port 0.
-TEST(Directives, DISABLED_ProxyPassWithAnEmptyPortIsRefused) {
+TEST(Directives, ProxyPassWithAnEmptyPortIsRefused) {
     auto r = load(in_server_without_proxy_pass("proxy_pass 198.18.0.9:;"));
     EXPECT_FALSE(r.ok());
     EXPECT_EQ(r.error_count(), 1u) << listing(r);
@@ -1263,7 +1263,7 @@ TEST(Directives, UpstreamServerNeedsAPort) {
                 ElementsAre("upstream server \"198.18.0.2\" has no port: write it as HOST:PORT"));
 }
 
-TEST(Directives, DISABLED_UpstreamServerWithAnEmptyPortIsRefused) {
+TEST(Directives, UpstreamServerWithAnEmptyPortIsRefused) {
     auto r = load(with_upstream("server 198.18.0.1:8080;\nserver 198.18.0.2:;"));
     EXPECT_FALSE(r.ok());
     EXPECT_EQ(r.error_count(), 1u) << listing(r);
@@ -1553,7 +1553,7 @@ TEST(Directives, MapCaseSensitiveAndCaselessRegexWithOnePatternAreTwoKeys) {
 
 // nginx decides "~" and "default" on the key's text, quoted or not, and its
 // documentation asks for quotes around a regex that holds "{", "}" or ";".
-TEST(Directives, DISABLED_MapQuotedRegexKeyIsARegex) {
+TEST(Directives, MapQuotedRegexKeyIsARegex) {
     auto r = load(in_server_without_proxy_pass(
         "ssl_preread on;\nproxy_pass $pool;",
         "    map $ssl_preread_server_name $pool {\n"
@@ -1572,7 +1572,7 @@ TEST(Directives, DISABLED_MapQuotedRegexKeyIsARegex) {
     EXPECT_EQ(m.entries[1].key, "^(?<app>[a-z]{3,})\\.example\\.com$");
 }
 
-TEST(Directives, DISABLED_MapQuotedDefaultIsTheDefault) {
+TEST(Directives, MapQuotedDefaultIsTheDefault) {
     auto r = load(in_server_without_proxy_pass(
         "ssl_preread on;\nproxy_pass $pool;",
         "    map $ssl_preread_server_name $pool { \"default\" b; }"));
@@ -2168,8 +2168,9 @@ TEST(Directives, SslSessionCacheInheritedFromStream) {
 // nginx merges the shared zone apart from the builtin cache
 // (ngx_stream_ssl_merge_conf: "if (conf->shm_zone == NULL) conf->shm_zone =
 // prev->shm_zone"), so a server that writes only "builtin" keeps the shared
-// cache of stream{}; only "off" and "none" turn it off.
-TEST(Directives, DISABLED_SslSessionCacheBuiltinInServerKeepsTheSharedCacheOfStream) {
+// cache of stream{}; so does "none" (it only sets the built-in part), and
+// only "off" turns every cache off.
+TEST(Directives, SslSessionCacheBuiltinInServerKeepsTheSharedCacheOfStream) {
     auto r = load(in_server("ssl_session_cache builtin:1000;",
                             "    ssl_session_cache shared:SSL:10m;"));
     ASSERT_TRUE(clean(r));
@@ -2180,9 +2181,17 @@ TEST(Directives, DISABLED_SslSessionCacheBuiltinInServerKeepsTheSharedCacheOfStr
     EXPECT_EQ(c.shared_size, 10u * 1024 * 1024);
 }
 
-TEST(Directives, SslSessionCacheNoneInServerDropsTheSharedCacheOfStream) {
+TEST(Directives, SslSessionCacheNoneInServerKeepsTheSharedCacheOfStream) {
     auto r = load(in_server("ssl_session_cache none;", "    ssl_session_cache shared:SSL:10m;"));
     ASSERT_TRUE(clean(r));
+    EXPECT_EQ(settings(r).ssl_session_cache.shared_name, "SSL");
+    EXPECT_FALSE(settings(r).ssl_session_cache.off);
+}
+
+TEST(Directives, SslSessionCacheOffInServerDropsEveryCache) {
+    auto r = load(in_server("ssl_session_cache off;", "    ssl_session_cache shared:SSL:10m;"));
+    ASSERT_TRUE(clean(r));
+    EXPECT_TRUE(settings(r).ssl_session_cache.off);
     EXPECT_TRUE(settings(r).ssl_session_cache.shared_name.empty());
 }
 

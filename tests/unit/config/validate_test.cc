@@ -542,7 +542,7 @@ TEST(Validate, BracedVariablesAndRegexCapturesAreAccepted) {
 // nginx: "A regular expression can contain named and positional captures
 // that can later be used in other directives along with the resulting
 // variable" (ngx_stream_map_module); a named capture is a variable.
-TEST(Validate, DISABLED_NamedCaptureOfAMapRegexIsAVariable) {
+TEST(Validate, NamedCaptureOfAMapRegexIsAVariable) {
     EXPECT_TRUE(clean(load(R"(stream {
     map $ssl_preread_server_name $backend {
         ~^(?<app>[a-z]+)\.example\.com$ $app.internal:443;
@@ -555,7 +555,7 @@ TEST(Validate, DISABLED_NamedCaptureOfAMapRegexIsAVariable) {
 
 // The same for a server_name regex, whose named captures nginx sets as
 // variables once the server is chosen.
-TEST(Validate, DISABLED_NamedCaptureOfAServerNameRegexIsAVariable) {
+TEST(Validate, NamedCaptureOfAServerNameRegexIsAVariable) {
     EXPECT_TRUE(clean(load(R"(stream {
     server {
         listen 443;
@@ -583,7 +583,7 @@ TEST(Validate, LoneDollarIsRefused) {
 }
 )"),
                 ElementsAre("/tmp/dir/t.conf:3:33: error: invalid variable name in \"costs 5$\": "
-                            "\"$\" must be followed by a name, or written as \"\\$\""));
+                            "\"$\" must be followed by a variable name"));
 }
 
 TEST(Validate, MapValueUsedByProxyPassMustNameAnUpstream) {
@@ -676,7 +676,7 @@ TEST(Validate, SslListenerWithoutCertificate) {
 }
 )"),
                 ElementsAre("/tmp/dir/t.conf:3:14: error: no \"ssl_certificate\" is defined for "
-                            "\"listen ... ssl\": add ssl_certificate and ssl_certificate_key, or "
+                            "\"listen ... ssl\" on 0.0.0.0:443: add ssl_certificate and ssl_certificate_key, or "
                             "ssl_reject_handshake on"));
 }
 
@@ -1201,7 +1201,7 @@ TEST(Validate, EmptyServerReportsBothMissingDirectives) {
 
 // An invalid value in a directive that is written is one error; the server
 // does have a proxy_pass (or listen), so saying it has none misleads.
-TEST(Validate, DISABLED_InvalidProxyPassIsOneErrorNotAlsoAMissingProxyPass) {
+TEST(Validate, InvalidProxyPassIsOneErrorNotAlsoAMissingProxyPass) {
     EXPECT_THAT(diagnostics_of(R"(stream {
     server { listen 443; proxy_pass [::1]:80; }
 }
@@ -1210,7 +1210,7 @@ TEST(Validate, DISABLED_InvalidProxyPassIsOneErrorNotAlsoAMissingProxyPass) {
                             "supported by the Terminus dataplane yet; use an IPv4 address"));
 }
 
-TEST(Validate, DISABLED_InvalidListenIsOneErrorNotAlsoAMissingListen) {
+TEST(Validate, InvalidListenIsOneErrorNotAlsoAMissingListen) {
     EXPECT_THAT(diagnostics_of(R"(stream {
     server { listen 0; proxy_pass 198.18.0.1:8080; }
 }
@@ -1219,7 +1219,7 @@ TEST(Validate, DISABLED_InvalidListenIsOneErrorNotAlsoAMissingListen) {
                             "expected 1 to 65535"));
 }
 
-TEST(Validate, DISABLED_InvalidUpstreamServerIsOneErrorNotAlsoAnEmptyUpstream) {
+TEST(Validate, InvalidUpstreamServerIsOneErrorNotAlsoAnEmptyUpstream) {
     EXPECT_THAT(diagnostics_of(R"(stream {
     upstream b { server 198.18.0.1; }
     server { listen 443; proxy_pass b; }
@@ -1229,7 +1229,7 @@ TEST(Validate, DISABLED_InvalidUpstreamServerIsOneErrorNotAlsoAnEmptyUpstream) {
                             "port: write it as HOST:PORT"));
 }
 
-TEST(Validate, DISABLED_InvalidExpectIsOneErrorNotAlsoAnEmptyMatch) {
+TEST(Validate, InvalidExpectIsOneErrorNotAlsoAnEmptyMatch) {
     EXPECT_THAT(diagnostics_of(R"(stream {
     match m { expect = "200"; }
     upstream b { server 198.18.0.1:8080; }
@@ -1242,7 +1242,7 @@ TEST(Validate, DISABLED_InvalidExpectIsOneErrorNotAlsoAnEmptyMatch) {
 
 // nginx: "a duplicate listen 0.0.0.0:443" when one server lists the same
 // address:port twice.
-TEST(Validate, DISABLED_OneServerListeningTwiceOnOneAddressIsRefused) {
+TEST(Validate, OneServerListeningTwiceOnOneAddressIsRefused) {
     auto r = load(R"(stream {
     upstream b { server 198.18.0.1:8080; }
     server { listen 443; listen 443; proxy_pass b; }
@@ -1254,7 +1254,7 @@ TEST(Validate, DISABLED_OneServerListeningTwiceOnOneAddressIsRefused) {
 
 // A regular expression is not an exact name, even when its text is the same:
 // nginx keeps exact names and regexes in different tables.
-TEST(Validate, DISABLED_ExactNameAndRegexWithTheSameTextDoNotConflict) {
+TEST(Validate, ExactNameAndRegexWithTheSameTextDoNotConflict) {
     EXPECT_TRUE(clean(load(R"(stream {
     upstream b { server 198.18.0.1:8080; }
     server { listen 443; server_name example.com; proxy_pass b; }
@@ -1266,7 +1266,7 @@ TEST(Validate, DISABLED_ExactNameAndRegexWithTheSameTextDoNotConflict) {
 // ".example.com" is "*.example.com" and "example.com" together, so it
 // conflicts with a server named "example.com" on the same address:port, as
 // two servers named "example.com" do.
-TEST(Validate, DISABLED_DotWildcardConflictsWithTheExactName) {
+TEST(Validate, DotWildcardConflictsWithTheExactName) {
     auto r = load(R"(stream {
     upstream b { server 198.18.0.1:8080; }
     server { listen 443; server_name example.com; proxy_pass b; }
@@ -1277,20 +1277,10 @@ TEST(Validate, DISABLED_DotWildcardConflictsWithTheExactName) {
     EXPECT_THAT(diagnostics(r), Not(IsEmpty()));
 }
 
-// The message for a lone "$" tells the operator to write "\$", but "\$" is
-// refused the same way: either "\$" is a literal dollar, or the hint goes.
-TEST(Validate, DISABLED_EscapedDollarIsALiteralDollarAsTheMessageSays) {
-    auto r = load(R"(stream {
-    server { listen 443; return "costs 5\$"; }
-}
-)");
-    EXPECT_TRUE(clean(r));
-}
-
 // "proxy_pass $ssl_preread_server_name:443" is the usual SNI passthrough; with
 // ssl_preread off the variable is always empty, which the map form already
 // warns about.
-TEST(Validate, DISABLED_PrereadVariableInProxyPassWithSslPrereadOffWarns) {
+TEST(Validate, PrereadVariableInProxyPassWithSslPrereadOffWarns) {
     auto r = load(R"(stream {
     server { listen 443; proxy_pass $ssl_preread_server_name:443; }
 }
@@ -1302,7 +1292,7 @@ TEST(Validate, DISABLED_PrereadVariableInProxyPassWithSslPrereadOffWarns) {
 // nginx checks "listen ... ssl" for a certificate in the default server of
 // the address only (ngx_stream_ssl_init); a named server without one
 // handshakes with the default server's certificate.
-TEST(Validate, DISABLED_NamedSslServerMayRelyOnTheDefaultServersCertificate) {
+TEST(Validate, NamedSslServerMayRelyOnTheDefaultServersCertificate) {
     EXPECT_TRUE(clean(load(R"(stream {
     upstream b { server 198.18.0.1:8080; }
     server { listen 443 ssl default_server; )" + rsa_pair() + R"( proxy_pass b; }
