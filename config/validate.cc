@@ -502,7 +502,9 @@ void Builder::check_listeners() {
             for (size_t j = 0; j < i; ++j) {
                 auto a = name_keys(*servers[i]);
                 auto b = name_keys(*servers[j]);
-                for (const auto& [key, loc] : a) {
+                for (const auto& entry : a) {
+                    const std::string& key = entry.first;
+                    const Location& loc = entry.second;
                     bool clash = std::any_of(b.begin(), b.end(),
                                              [&](const auto& other) { return other.first == key; });
                     if (!clash) continue;
