@@ -1443,7 +1443,7 @@ constexpr DirectiveSpec kDirectives[] = {
     {"upstream", kStream, 1, 1, true, true, "", h_block_upstream},
     {"server", kStream, 0, 0, true, true, "", h_server_in_stream},
     {"map", kStream, 2, 2, true, true, "", h_block_map},
-    {"match", kStream, 1, 1, true, true, "", h_block_match},
+    {"match", kStream | kUpstream, 1, 1, true, true, "", h_block_match},
     {"log_format", kStream, 2, kAnyArgs, false, true, "", h_log_format},
     {"access_log", kSS, 1, kAnyArgs, false, true, "off", h_access_log},
     {"limit_conn_zone", kStream, 2, 2, false, true, "", h_limit_conn_zone},

@@ -219,20 +219,34 @@ bool check_key_matches(Builder& b, const PathAt& cert, const PathAt& key,
     return remember(b, memo, true);
 }
 
+namespace {
+
+enum class PemItem { kCertificate, kCrl };
+
+// How many certificates (or CRLs) a PEM bundle holds.
+int count_pem_items(const std::string& data, PemItem what) {
+    BioPtr bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+    STACK_OF(X509_INFO)* infos = PEM_X509_INFO_read_bio(bio.get(), nullptr, nullptr, nullptr);
+    int n = 0;
+    if (infos) {
+        for (int i = 0; i < sk_X509_INFO_num(infos); ++i) {
+            const X509_INFO* info = sk_X509_INFO_value(infos, i);
+            n += (what == PemItem::kCertificate ? info->x509 != nullptr : info->crl != nullptr);
+        }
+        sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    }
+    ERR_clear_error();
+    return n;
+}
+
+}  // namespace
+
 bool check_ca_file(Builder& b, const std::string& path, const Location& loc, const char* what) {
     bool ok = false;
     if (seen_before(b, "ca:" + path, &ok)) return ok;
     std::string data;
     if (!read_all(b, path, loc, data)) return remember(b, "ca:" + path, false);
-    BioPtr bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-    STACK_OF(X509_INFO)* infos = PEM_X509_INFO_read_bio(bio.get(), nullptr, nullptr, nullptr);
-    int n = 0;
-    if (infos) {
-        for (int i = 0; i < sk_X509_INFO_num(infos); ++i) n += sk_X509_INFO_value(infos, i)->x509 != nullptr;
-        sk_X509_INFO_pop_free(infos, X509_INFO_free);
-    }
-    ERR_clear_error();
-    if (n == 0) {
+    if (count_pem_items(data, PemItem::kCertificate) == 0) {
         b.error(loc, dq(path) + " holds no PEM certificate, so " + what + " would trust nothing");
         return remember(b, "ca:" + path, false);
     }
@@ -244,15 +258,7 @@ bool check_crl_file(Builder& b, const std::string& path, const Location& loc) {
     if (seen_before(b, "crl:" + path, &ok)) return ok;
     std::string data;
     if (!read_all(b, path, loc, data)) return remember(b, "crl:" + path, false);
-    BioPtr bio(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-    STACK_OF(X509_INFO)* infos = PEM_X509_INFO_read_bio(bio.get(), nullptr, nullptr, nullptr);
-    int n = 0;
-    if (infos) {
-        for (int i = 0; i < sk_X509_INFO_num(infos); ++i) n += sk_X509_INFO_value(infos, i)->crl != nullptr;
-        sk_X509_INFO_pop_free(infos, X509_INFO_free);
-    }
-    ERR_clear_error();
-    if (n == 0) {
+    if (count_pem_items(data, PemItem::kCrl) == 0) {
         b.error(loc, dq(path) + " holds no PEM CRL (\"-----BEGIN X509 CRL-----\")");
         return remember(b, "crl:" + path, false);
     }
