@@ -1,5 +1,5 @@
-// terminusd: the Terminus dataplane. In this version it validates and
-// prints configurations (-t, -T); the DPDK dataplane lands with issue #4.
+// terminusd: the Terminus dataplane. Validates (-t) and prints (-T)
+// configurations, and runs the DPDK poll-mode cores.
 #include <unistd.h>
 
 #include <cstdio>
@@ -7,6 +7,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "dataplane/dataplane.h"
 
 namespace {
 
@@ -14,8 +15,10 @@ constexpr const char* kDefaultConfig = "/etc/terminus/terminus.conf";
 
 void usage(FILE* out) {
     std::fprintf(out,
-                 "usage: terminusd [-t | -T] [-q] [-c FILE]\n"
+                 "usage: terminusd [-t | -T] [-q] [-c FILE] [-n NAME]\n"
                  "  -c FILE  configuration file (default %s)\n"
+                 "  -n NAME  instance name: EAL file prefix and statistics segment\n"
+                 "           (default \"default\"), for several terminusd side by side\n"
                  "  -t       test the configuration and exit\n"
                  "  -T       test the configuration, print it with includes expanded and\n"
                  "           defaults filled in, and exit\n"
@@ -36,13 +39,15 @@ void print_diagnostics(const std::vector<terminus::config::Diagnostic>& diags, b
 int main(int argc, char** argv) {
     bool test = false, dump = false, quiet = false;
     std::string path = kDefaultConfig;
+    terminus::dataplane::RunOptions run_options;
     int opt;
-    while ((opt = getopt(argc, argv, "tTqc:vh")) != -1) {
+    while ((opt = getopt(argc, argv, "tTqc:n:vh")) != -1) {
         switch (opt) {
             case 't': test = true; break;
             case 'T': dump = true; break;
             case 'q': quiet = true; break;
             case 'c': path = optarg; break;
+            case 'n': run_options.instance = optarg; break;
             case 'v': std::printf("terminusd version " TERMINUS_VERSION "\n"); return 0;
             case 'h': usage(stdout); return 0;
             default: usage(stderr); return 2;
@@ -77,8 +82,12 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "terminusd: configuration file %s test is successful\n", path.c_str());
         return 0;
     }
-    std::fprintf(stderr,
-                 "terminusd: the configuration is valid, but this build has no dataplane yet "
-                 "(issue #4); only -t and -T work\n");
-    return 2;
+    auto unsupported = terminus::dataplane::unsupported_directives(*r.config);
+    if (!unsupported.empty()) {
+        print_diagnostics(unsupported, false);
+        std::fprintf(stderr, "terminusd: not started: %zu directive%s not implemented yet\n",
+                     unsupported.size(), unsupported.size() == 1 ? " is" : "s are");
+        return 1;
+    }
+    return terminus::dataplane::run(*r.config, run_options);
 }

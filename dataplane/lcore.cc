@@ -1,0 +1,136 @@
+// The poll loop: a list of pollers, each returning whether it did work.
+// The loop counts busy iterations and the cycles they took, so that a core
+// that polls at 100% still reports what it really spent.
+#include "dataplane/lcore.h"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+
+#include "dataplane/net/packet.h"
+
+namespace terminus::dataplane {
+
+void tx_enqueue(Lcore& lc, unsigned port, rte_mbuf* pkt) {
+    TxQueue& q = lc.tx[port];
+    q.pkts[q.count++] = pkt;
+    if (q.count == kBurst) tx_flush(lc);
+}
+
+bool tx_flush(Lcore& lc) {
+    bool sent_any = false;
+    for (unsigned p = 0; p < lc.n_ports; ++p) {
+        TxQueue& q = lc.tx[p];
+        if (q.count == 0) continue;
+        uint64_t bytes = 0;
+        for (uint16_t i = 0; i < q.count; ++i) bytes += rte_pktmbuf_pkt_len(q.pkts[i]);
+        const uint16_t sent = rte_eth_tx_burst(lc.ports[p].port_id, lc.queue, q.pkts.data(), q.count);
+        for (uint16_t i = sent; i < q.count; ++i) bytes -= rte_pktmbuf_pkt_len(q.pkts[i]);
+        lc.counters.tx_frames += sent;
+        lc.counters.tx_bytes += bytes;
+        if (sent < q.count) {
+            // The NIC's ring is full: drop what is left rather than stall
+            // the loop; TCP retransmits.
+            lc.counters.tx_dropped += q.count - sent;
+            rte_pktmbuf_free_bulk(q.pkts.data() + sent, q.count - sent);
+        }
+        q.count = 0;
+        sent_any |= sent > 0;
+    }
+    return sent_any;
+}
+
+void handle_frame(Lcore& lc, unsigned port, rte_mbuf* m, bool from_core) {
+    const PortInfo& p = lc.ports[port];
+    if (rte_pktmbuf_data_len(m) < sizeof(rte_ether_hdr)) {
+        ++lc.counters.eth_bad;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    if (!rte_is_same_ether_addr(&eth->dst_addr, &p.mac) &&
+        !rte_is_broadcast_ether_addr(&eth->dst_addr)) {
+        ++lc.counters.eth_not_for_us;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    switch (rte_be_to_cpu_16(eth->ether_type)) {
+        case RTE_ETHER_TYPE_ARP:
+            net::arp_input(lc, port, m, from_core);
+            return;
+        case RTE_ETHER_TYPE_IPV4:
+            net::ipv4_input(lc, port, m, from_core);
+            return;
+        default:
+            ++lc.counters.eth_unknown_type;
+            rte_pktmbuf_free(m);
+            return;
+    }
+}
+
+namespace {
+
+bool poll_rx(Lcore& lc) {
+    bool work = false;
+    rte_mbuf* pkts[kBurst];
+    for (unsigned p = 0; p < lc.n_ports; ++p) {
+        const uint16_t n = rte_eth_rx_burst(lc.ports[p].port_id, lc.queue, pkts, kBurst);
+        if (n == 0) continue;
+        work = true;
+        lc.counters.rx_frames += n;
+        for (uint16_t i = 0; i < n; ++i) {
+            lc.counters.rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
+            if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+            handle_frame(lc, p, pkts[i], false);
+        }
+    }
+    return work;
+}
+
+bool poll_rings(Lcore& lc) {
+    bool work = false;
+    rte_mbuf* pkts[kBurst];
+    for (unsigned c = 0; c < lc.n_cores; ++c) {
+        if (!lc.from[c]) continue;
+        const unsigned n = rte_ring_sc_dequeue_burst(lc.from[c], reinterpret_cast<void**>(pkts),
+                                                     kBurst, nullptr);
+        if (n == 0) continue;
+        work = true;
+        lc.counters.handoffs_in += n;
+        // Handed-over frames carry the port they arrived on (mbuf->port).
+        for (unsigned i = 0; i < n; ++i) {
+            unsigned port = 0;
+            for (unsigned p = 0; p < lc.n_ports; ++p) {
+                if (lc.ports[p].port_id == pkts[i]->port) port = p;
+            }
+            handle_frame(lc, port, pkts[i], true);
+        }
+    }
+    return work;
+}
+
+}  // namespace
+
+int lcore_main(Lcore& lc, const volatile bool& stop) {
+    const uint64_t timer_period = lc.tsc_hz / 10;  // ARP housekeeping, 10/s
+    uint64_t next_timer = rte_rdtsc() + timer_period;
+    while (!stop) {
+        const uint64_t start = rte_rdtsc();
+        bool work = poll_rx(lc);
+        work |= poll_rings(lc);
+        if (start >= next_timer) {
+            work |= net::arp_timer(lc, start);
+            next_timer = start + timer_period;
+        }
+        work |= tx_flush(lc);
+        const uint64_t end = rte_rdtsc();
+        ++lc.counters.loop_iterations;
+        lc.counters.loop_cycles += end - start;
+        if (work) {
+            ++lc.counters.loop_busy_iterations;
+            lc.counters.loop_busy_cycles += end - start;
+        }
+    }
+    return 0;
+}
+
+}  // namespace terminus::dataplane

@@ -1,0 +1,71 @@
+// The per-lcore context: everything one poll-mode core owns, passed down by
+// reference (never reached through a global indexed by rte_lcore_id()).
+// Private to dataplane/.
+#pragma once
+
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+#include <array>
+#include <cstdint>
+
+#include "dataplane/net/arp.h"
+#include "dataplane/net/counters.h"
+
+namespace terminus::dataplane {
+
+constexpr unsigned kBurst = 32;
+constexpr unsigned kMaxPorts = 4;
+constexpr unsigned kMaxCores = 16;
+
+// A port as every core sees it; written once at start, then read-only.
+struct PortInfo {
+    uint16_t port_id = 0;
+    rte_ether_addr mac{};
+    uint32_t ip = 0;  // host byte order
+    uint8_t prefix_len = 0;
+    uint32_t gateway = 0;  // 0: none
+    uint16_t mtu = 1500;
+    bool tx_ip_cksum = false;  // the NIC fills IPv4 header checksums
+};
+
+// Packets waiting for tx_burst, per port; flushed every loop iteration.
+struct TxQueue {
+    std::array<rte_mbuf*, kBurst> pkts{};
+    uint16_t count = 0;
+};
+
+struct alignas(RTE_CACHE_LINE_SIZE) Lcore {
+    unsigned index = 0;    // 0..n_cores-1: which flows this core owns
+    unsigned lcore_id = 0;
+    uint16_t queue = 0;    // RX/TX queue on every port
+    unsigned n_cores = 1;
+    unsigned n_ports = 0;
+    const PortInfo* ports = nullptr;
+    rte_mempool* pool = nullptr;
+    uint64_t tsc_hz = 0;
+    // Inbound rings from every other core (mis-steered packets and ARP
+    // floods); outbound rings to each of them. Single producer, single
+    // consumer each.
+    std::array<rte_ring*, kMaxCores> from{};
+    std::array<rte_ring*, kMaxCores> to{};
+    std::array<TxQueue, kMaxPorts> tx{};
+    net::ArpTable arp;
+    net::NetCounters counters;
+};
+
+// Queues PKT for transmission on PORT; sends the burst when it is full.
+void tx_enqueue(Lcore& lc, unsigned port, rte_mbuf* pkt);
+// Sends whatever is queued; returns whether anything was sent.
+bool tx_flush(Lcore& lc);
+
+// Handles one received frame. FROM_CORE is true for frames another core
+// handed over (they were counted there).
+void handle_frame(Lcore& lc, unsigned port, rte_mbuf* m, bool from_core);
+
+// The poll loop of one lcore; returns when STOP becomes true.
+int lcore_main(Lcore& lc, const volatile bool& stop);
+
+}  // namespace terminus::dataplane
