@@ -12,6 +12,7 @@
 #include <rte_ring.h>
 
 #include <csignal>
+#include <cstdarg>
 #include <cstdio>
 #include <memory>
 #include <string_view>
@@ -29,9 +30,12 @@ volatile bool g_stop = false;
 
 extern "C" void on_stop_signal(int) { g_stop = true; }
 
-void log(const char* fmt, auto... args) {
+__attribute__((format(printf, 1, 2))) void log(const char* fmt, ...) {
     std::fprintf(stderr, "terminusd: ");
-    std::fprintf(stderr, fmt, args...);
+    va_list ap;
+    va_start(ap, fmt);
+    std::vfprintf(stderr, fmt, ap);
+    va_end(ap);
     std::fputc('\n', stderr);
 }
 
