@@ -1,0 +1,264 @@
+// The userspace TCP of one lcore (RFC 9293 and the RFCs it builds on).
+// Connections, listeners and timers belong to the core that owns the flow;
+// nothing here takes a lock, allocates after start, or makes a syscall.
+// What runs on a connection — the plain proxy, TLS, the preread — plugs in
+// through Handler. Private to dataplane/.
+#pragma once
+
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include <cstdint>
+#include <memory>
+#include <variant>
+#include <vector>
+
+#include "config/config.h"
+#include "dataplane/tcp/congestion.h"
+#include "dataplane/tcp/tcp_isn.h"
+#include "dataplane/tcp/tcp_reassembly.h"
+#include "dataplane/tcp/tcp_rtt.h"
+#include "dataplane/tcp/tcp_segment.h"
+#include "dataplane/tcp/tcp_types.h"
+#include "dataplane/tcp/timer_wheel.h"
+
+namespace terminus::tcp {
+
+struct Connection;
+
+enum class CloseReason : uint8_t {
+    kClosed,   // both sides finished (or we closed and the peer acked)
+    kReset,    // the peer reset the connection
+    kRefused,  // an active open met a RST
+    kTimeout,  // retransmissions or the handshake gave up
+    kAborted,  // we reset it
+};
+const char* to_string(CloseReason r);
+
+// What runs on top of a connection.
+class Handler {
+  public:
+    virtual ~Handler() = default;
+    virtual void on_established(Connection& c) = 0;
+    // Data (or the peer's FIN: c.peer_closed()) is ready to read.
+    virtual void on_readable(Connection& c) = 0;
+    // Send space was freed.
+    virtual void on_writable(Connection& c) = 0;
+    // The connection is over for the handler: C is recycled when this
+    // returns, or, in TIME-WAIT, stays a little longer without a handler.
+    virtual void on_closed(Connection& c, CloseReason why) = 0;
+};
+
+// Accepts passive connections on one address and port.
+class Listener {
+  public:
+    virtual ~Listener() = default;
+    // The handler for a new connection, or null to refuse it (RST).
+    virtual Handler* accept(Connection& c) = 0;
+};
+
+// Where finished frames go: Ethernet + IPv4 + TCP, the destination MAC
+// still to be resolved for TUPLE.remote_ip.
+class Output {
+  public:
+    virtual ~Output() = default;
+    virtual void send(rte_mbuf* frame, uint32_t remote_ip) = 0;
+};
+
+#define TERMINUS_TCP_COUNTERS(X)                                           \
+    X(segments_in, "segments received")                                    \
+    X(segments_out, "segments sent")                                       \
+    X(retransmits, "segments retransmitted")                               \
+    X(fast_retransmits, "fast retransmits (three duplicate ACKs)")         \
+    X(rto_expired, "retransmission timeouts")                              \
+    X(ooo_held, "out-of-order segments held")                              \
+    X(accepts, "connections accepted")                                     \
+    X(connects, "connections opened")                                      \
+    X(resets_sent, "RSTs sent")                                            \
+    X(resets_received, "RSTs accepted")                                    \
+    X(challenge_acks, "challenge ACKs sent (RFC 5961)")                    \
+    X(syn_cookies_sent, "SYN cookies sent")                                \
+    X(syn_cookies_ok, "SYN cookies validated")                             \
+    X(timer_full, "timers not started: the wheel was full")                \
+    TERMINUS_TCP_DROPS(X)
+
+struct TcpCounters {
+#define TERMINUS_X(name, help) uint64_t name = 0;
+    TERMINUS_TCP_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+    uint64_t state[11] = {};  // connections in each TcpState (gauges)
+};
+
+struct TcpParams {
+    uint16_t mss = 1460;              // what we announce (MTU - 40)
+    uint32_t rcv_buf = 256 * 1024;    // receive window per connection
+    uint32_t snd_buf = 256 * 1024;    // send buffer per connection
+    bool window_scaling = true;
+    bool sack = true;
+    bool timestamps = true;
+    uint32_t max_connections = 4096;  // this core's
+    config::SynCookies syncookies = config::SynCookies::kOn;
+    config::CongestionControl congestion = config::CongestionControl::kNewReno;
+    RtoLimits rto;
+    uint64_t delayed_ack_us = 40'000;
+    uint64_t time_wait_us = 60'000'000;  // 2 MSL, as Linux
+    unsigned syn_retries = 5;
+    unsigned data_retries = 15;       // RFC 9293 3.8.3's R2, as Linux's tcp_retries2
+    uint64_t tick_us = 1000;          // timer wheel resolution
+};
+
+// A flow's sending side holds its data from SND.UNA on as one mbuf chain
+// (copied into segments when sent, kept until acknowledged).
+struct ByteQueue {
+    rte_mbuf* head = nullptr;
+    rte_mbuf* tail = nullptr;
+    uint32_t bytes = 0;
+};
+
+struct Connection {
+    FourTuple tuple;
+    TcpState state = TcpState::kClosed;
+    Handler* handler = nullptr;
+    void* user = nullptr;  // for the handler
+    uint32_t index = 0;    // in the stack's slab
+    int16_t listener = -1;  // while in SYN-RECEIVED: whose backlog it counts in
+    uint32_t last_ack_sent = 0;  // RFC 7323 4.3
+
+    // RFC 9293 3.3.1 send sequence variables.
+    uint32_t iss = 0, snd_una = 0, snd_nxt = 0, snd_max = 0;
+    uint32_t snd_wnd = 0, snd_wl1 = 0, snd_wl2 = 0;
+    uint8_t snd_wscale = 0;
+    uint16_t snd_mss = 536;  // what the peer accepts (RFC 9293 3.7.1 default)
+    ByteQueue sndq;          // bytes from snd_una on
+    bool fin_queued = false;  // the application closed its side
+    bool fin_sent = false;
+    uint32_t fin_seq = 0;     // our FIN's sequence number, once sent
+    // Receive sequence variables.
+    uint32_t irs = 0, rcv_nxt = 0, rcv_wnd = 0, rcv_adv = 0;
+    uint8_t rcv_wscale = 0;
+    ByteQueue rcvq;  // in-order bytes not read yet
+    bool fin_received = false;
+    ReassemblyQueue ooo;
+
+    // Options agreed on.
+    bool ts_ok = false, sack_ok = false, ws_ok = false;
+    uint32_t ts_recent = 0;
+
+    // Loss recovery.
+    RttEstimator rtt;
+    std::variant<NewReno, Cubic> cc{std::in_place_type<NewReno>, 1460};
+    bool rtt_timing = false;
+    uint32_t rtt_seq = 0;
+    uint64_t rtt_start_us = 0;
+    uint8_t dupacks = 0;
+    bool in_recovery = false;
+    uint32_t recover = 0;  // RFC 6582 "recover"
+    uint8_t retries = 0;
+    uint8_t unacked_segments = 0;  // for delayed ACKs: ACK every second one
+    bool ack_now = false;
+
+    TimerHandle timers[kNumTcpTimers];
+
+    bool peer_closed() const { return fin_received && rcvq.bytes == 0; }
+    CongestionControl& congestion() {
+        return std::visit([](auto& c) -> CongestionControl& { return c; }, cc);
+    }
+};
+
+class Stack {
+  public:
+    Stack(const TcpParams& params, rte_mempool* pool, Output& out, const SipKey& secret,
+          rte_ether_addr local_mac);
+    ~Stack();
+    Stack(const Stack&) = delete;
+    Stack& operator=(const Stack&) = delete;
+
+    // A received frame (Ethernet + checked IPv4 of IHL bytes + TCP). The
+    // stack owns M from here.
+    void input(rte_mbuf* m, unsigned ihl, uint64_t now_us);
+    // Fires due timers; returns whether any did.
+    bool poll(uint64_t now_us);
+
+    // Listens on IP:PORT (IP 0: every address).
+    bool listen(uint32_t ip, uint16_t port, Listener* l, unsigned backlog);
+    // Opens a connection; null when out of connections.
+    Connection* connect(const FourTuple& t, Handler* h, uint64_t now_us);
+
+    // Appends up to LEN bytes to the send queue; returns how many fit.
+    uint32_t write(Connection& c, const void* data, uint32_t len, uint64_t now_us);
+    // Copies up to LEN received bytes into DST; returns how many.
+    uint32_t read(Connection& c, void* dst, uint32_t len, uint64_t now_us);
+    uint32_t send_space(const Connection& c) const;
+    // Our side is done sending: a FIN follows the queued data.
+    void shutdown(Connection& c, uint64_t now_us);
+    // Resets the connection (RST) and forgets it; on_closed(kAborted).
+    void abort(Connection& c);
+
+    const TcpCounters& counters() const { return counters_; }
+    unsigned connections() const { return used_; }
+    const TcpParams& params() const { return params_; }
+
+  private:
+    struct Bucket;
+    Connection* lookup(const FourTuple& t);
+    Connection* create(const FourTuple& t, uint64_t now_us);
+    void destroy(Connection& c, CloseReason why, bool notify);
+    void set_state(Connection& c, TcpState s);
+
+    // tcp_input.cc
+    void on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us);
+    void on_syn_sent(Connection& c, const Segment& s, rte_mbuf* m, uint64_t now_us);
+    void on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64_t now_us);
+    bool acceptable(const Connection& c, const Segment& s) const;
+    void process_ack(Connection& c, const Segment& s, uint64_t now_us);
+    void process_data(Connection& c, const Segment& s, rte_mbuf* m, uint64_t now_us);
+    void process_fin(Connection& c, uint64_t now_us);
+
+    // tcp_output.cc
+    void send_syn(Connection& c, bool ack, uint64_t now_us);
+    void send_ack(Connection& c, uint64_t now_us);
+    void send_rst_for(const Segment& s);
+    void send_rst(Connection& c);
+    bool send_data(Connection& c, uint64_t now_us);  // as much as windows allow
+    void retransmit_first(Connection& c, uint64_t now_us);
+    rte_mbuf* make(const Connection& c, uint32_t seq, uint8_t flags, const uint8_t* payload,
+                   uint32_t len, uint64_t now_us, bool syn_options);
+    uint16_t advertised_window(Connection& c);
+    void emit(Connection* c, rte_mbuf* m, uint32_t remote_ip);
+
+    // tcp_timers.cc
+    void arm(Connection& c, TcpTimer t, uint64_t us);
+    void disarm(Connection& c, TcpTimer t);
+    void on_timer(Connection& c, TcpTimer t, uint64_t now_us);
+
+    uint32_t ts_now(uint64_t now_us) const { return static_cast<uint32_t>(now_us / 1000); }
+
+    TcpParams params_;
+    rte_mempool* pool_;
+    Output& out_;
+    SipKey secret_;
+    rte_ether_addr mac_;
+    TimerWheel wheel_;
+    uint64_t now_us_ = 0;  // of the event being handled
+
+    std::unique_ptr<Connection[]> conns_;
+    std::vector<uint32_t> free_;
+    std::vector<int32_t> table_;  // open addressing: connection index or -1
+    uint32_t table_mask_ = 0;
+    unsigned used_ = 0;
+
+    struct ListenEntry {
+        uint32_t ip;
+        uint16_t port;
+        Listener* listener;
+        unsigned backlog;
+        unsigned pending;  // connections in SYN-RECEIVED
+    };
+    std::vector<ListenEntry> listeners_;
+    ListenEntry* find_listener(uint32_t ip, uint16_t port);
+
+    TcpCounters counters_;
+};
+
+}  // namespace terminus::tcp

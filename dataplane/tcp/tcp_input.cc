@@ -1,0 +1,561 @@
+// Segment arrives (RFC 9293 3.10.7), the checks in the RFC's order, with
+// RFC 5961's defences against blind resets and SYNs, RFC 7323's PAWS, and
+// SYN cookies when a listener's backlog is full.
+#include <rte_ip.h>
+#include <rte_tcp.h>
+
+#include <algorithm>
+
+#include "dataplane/tcp/byte_queue.h"
+#include "dataplane/tcp/tcp.h"
+
+namespace terminus::tcp {
+
+namespace {
+
+// Takes the peer's options from its SYN (RFC 9293 3.7.1, RFC 7323, RFC
+// 2018): each is used only if both sides offered it.
+void adopt_syn_options(Connection& c, const TcpOptions& o, const TcpParams& p) {
+    c.snd_mss = o.has_mss ? std::min<uint16_t>(o.mss ? o.mss : 536, p.mss) : 536;
+    if (c.snd_mss < 64) c.snd_mss = 64;  // an MSS of a few bytes is an attack
+    // RFC 7323 2.2: scaling applies only when both SYNs carry it.
+    c.ws_ok = o.has_wscale && p.window_scaling;
+    c.snd_wscale = c.ws_ok ? o.wscale : 0;
+    if (!c.ws_ok) c.rcv_wscale = 0;
+    c.sack_ok = o.sack_permitted && p.sack;
+    c.ts_ok = o.has_timestamps && p.timestamps;
+    if (c.ts_ok) c.ts_recent = o.ts_val;
+}
+
+}  // namespace
+
+void Stack::input(rte_mbuf* m, unsigned ihl, uint64_t now_us) {
+    now_us_ = now_us;
+    ++counters_.segments_in;
+    Segment s;
+    switch (parse_segment(m, ihl, s)) {
+        case ParseResult::kOk: break;
+        case ParseResult::kBadHeader: ++counters_.bad_header; rte_pktmbuf_free(m); return;
+        case ParseResult::kBadChecksum: ++counters_.bad_checksum; rte_pktmbuf_free(m); return;
+        case ParseResult::kBadOptions: ++counters_.bad_options; rte_pktmbuf_free(m); return;
+    }
+    Connection* c = lookup(s.tuple);
+    if (!c) {
+        on_listen(s, m, now_us);
+        return;
+    }
+    if (c->state == TcpState::kSynSent) {
+        on_syn_sent(*c, s, m, now_us);
+    } else {
+        on_synchronized(*c, s, m, now_us);
+    }
+}
+
+// 3.10.7.1 (CLOSED) and 3.10.7.2 (LISTEN).
+void Stack::on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us) {
+    ListenEntry* l = find_listener(s.tuple.local_ip, s.tuple.local_port);
+    if (s.flags & kRst) {  // "An incoming RST should be ignored."
+        rte_pktmbuf_free(m);
+        return;
+    }
+    if (!l) {
+        ++(s.flags & kSyn ? counters_.no_listener : counters_.no_connection);
+        send_rst_for(s);
+        rte_pktmbuf_free(m);
+        return;
+    }
+    const size_t li = static_cast<size_t>(l - listeners_.data());
+    if ((s.flags & kAck) && !(s.flags & kSyn)) {
+        // The ACK of a SYN cookie, or a stray: "any acknowledgment is bad".
+        std::optional<CookieData> cookie;
+        if (params_.syncookies != config::SynCookies::kOff) {
+            cookie = check_cookie(secret_, s.tuple, s.ack, s.seq, s.options.has_timestamps,
+                                  s.options.ts_ecr, now_us);
+        }
+        if (!cookie) {
+            ++(params_.syncookies != config::SynCookies::kOff ? counters_.bad_cookie
+                                                              : counters_.no_connection);
+            send_rst_for(s);
+            rte_pktmbuf_free(m);
+            return;
+        }
+        Connection* c = create(s.tuple, now_us);
+        if (!c) {
+            rte_pktmbuf_free(m);
+            return;
+        }
+        ++counters_.syn_cookies_ok;
+        c->iss = s.ack - 1;
+        c->irs = s.seq - 1;
+        c->rcv_nxt = s.seq;
+        c->snd_una = s.ack;
+        c->snd_nxt = s.ack;
+        c->snd_max = s.ack;
+        c->snd_mss = std::min(cookie->mss, params_.mss);
+        c->sack_ok = cookie->sack_ok && params_.sack;
+        c->ts_ok = s.options.has_timestamps && params_.timestamps;
+        c->ts_recent = s.options.ts_val;
+        if (cookie->wscale_ok && params_.window_scaling) {
+            c->snd_wscale = cookie->wscale;
+            uint8_t shift = 0;
+            while (shift < kMaxWindowShift && (params_.rcv_buf >> shift) > 65535) ++shift;
+            c->rcv_wscale = shift;
+        }
+        c->snd_wnd = static_cast<uint32_t>(s.window) << c->snd_wscale;
+        c->snd_wl1 = s.seq;
+        c->snd_wl2 = s.ack;
+        c->rcv_wnd = std::min<uint32_t>(params_.rcv_buf, 65535);
+        c->rcv_adv = c->rcv_nxt + c->rcv_wnd;
+        c->recover = c->iss;
+        set_state(*c, TcpState::kEstablished);
+        ++counters_.accepts;
+        c->handler = l->listener->accept(*c);
+        if (!c->handler) {
+            send_rst(*c);
+            destroy(*c, CloseReason::kAborted, false);
+            rte_pktmbuf_free(m);
+            return;
+        }
+        c->handler->on_established(*c);
+        if (c->state == TcpState::kClosed) {
+            rte_pktmbuf_free(m);
+            return;
+        }
+        on_synchronized(*c, s, m, now_us);  // the ACK may carry data
+        return;
+    }
+    if (!(s.flags & kSyn)) {
+        rte_pktmbuf_free(m);  // neither SYN nor ACK nor RST: drop
+        return;
+    }
+
+    const bool backlog_full = l->pending >= l->backlog;
+    if (params_.syncookies == config::SynCookies::kAlways ||
+        (backlog_full && params_.syncookies == config::SynCookies::kOn)) {
+        // Answer without keeping state (RFC 4987 3.6).
+        Connection tmp;
+        tmp.tuple = s.tuple;
+        adopt_syn_options(tmp, s.options, params_);
+        CookieData d;
+        d.wscale_ok = s.options.has_wscale && params_.window_scaling;
+        d.wscale = s.options.wscale;
+        d.sack_ok = tmp.sack_ok;
+        if (d.wscale_ok) {
+            uint8_t shift = 0;
+            while (shift < kMaxWindowShift && (params_.rcv_buf >> shift) > 65535) ++shift;
+            tmp.rcv_wscale = shift;
+        }
+        if (!tmp.ts_ok) {
+            // Without timestamps there is nowhere to keep these.
+            tmp.sack_ok = false;
+            tmp.rcv_wscale = 0;
+            tmp.snd_wscale = 0;
+        }
+        tmp.iss = make_cookie(secret_, s.tuple, s.seq, s.options.has_mss ? s.options.mss : 536, now_us);
+        tmp.rcv_nxt = s.seq + 1;
+        rte_mbuf* synack = make(tmp, tmp.iss, kSyn | kAck, nullptr, 0, now_us, true);
+        if (synack && tmp.ts_ok) {
+            // Put the options in our timestamp: rewrite TSval in place.
+            const uint32_t ts = cookie_timestamp(ts_now(now_us), d);
+            auto* th = rte_pktmbuf_mtod_offset(synack, uint8_t*, sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr));
+            uint8_t* o = th + sizeof(rte_tcp_hdr);
+            const unsigned olen = (static_cast<unsigned>(th[12] >> 4) * 4) - sizeof(rte_tcp_hdr);
+            for (unsigned i = 0; i + 10 <= olen;) {
+                if (o[i] == 1) { ++i; continue; }
+                if (o[i] == 8) {
+                    o[i + 2] = static_cast<uint8_t>(ts >> 24);
+                    o[i + 3] = static_cast<uint8_t>(ts >> 16);
+                    o[i + 4] = static_cast<uint8_t>(ts >> 8);
+                    o[i + 5] = static_cast<uint8_t>(ts);
+                    break;
+                }
+                i += o[i + 1] ? o[i + 1] : 1;
+            }
+            auto* ip = rte_pktmbuf_mtod_offset(synack, rte_ipv4_hdr*, sizeof(rte_ether_hdr));
+            auto* tcph = reinterpret_cast<rte_tcp_hdr*>(th);
+            tcph->cksum = 0;
+            tcph->cksum = rte_ipv4_udptcp_cksum(ip, tcph);
+        }
+        ++counters_.syn_cookies_sent;
+        emit(nullptr, synack, s.tuple.remote_ip);
+        rte_pktmbuf_free(m);
+        return;
+    }
+    if (backlog_full) {
+        ++counters_.backlog_full;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    Connection* c = create(s.tuple, now_us);
+    if (!c) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    c->listener = static_cast<int16_t>(li);
+    ++l->pending;
+    c->irs = s.seq;
+    c->rcv_nxt = s.seq + 1;
+    c->snd_una = c->iss;
+    c->snd_nxt = c->iss;
+    c->snd_max = c->iss;
+    c->snd_wnd = s.window;  // never scaled in a SYN (RFC 7323 2.2)
+    c->snd_wl1 = s.seq;
+    c->snd_wl2 = c->iss;
+    adopt_syn_options(*c, s.options, params_);
+    set_state(*c, TcpState::kSynReceived);
+    send_syn(*c, true, now_us);
+    rte_pktmbuf_free(m);  // data on a SYN is not kept; the peer sends it again
+}
+
+// 3.10.7.3 SYN-SENT.
+void Stack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* m, uint64_t now_us) {
+    rte_pktmbuf_free(m);
+    const bool ack = s.flags & kAck;
+    if (ack && (seq_leq(s.ack, c.iss) || seq_gt(s.ack, c.snd_nxt))) {
+        if (!(s.flags & kRst)) send_rst_for(s);
+        ++counters_.bad_ack;
+        return;
+    }
+    if (s.flags & kRst) {
+        if (ack) {
+            ++counters_.resets_received;
+            destroy(c, CloseReason::kRefused, true);
+        }
+        return;
+    }
+    if (!(s.flags & kSyn)) return;
+    c.irs = s.seq;
+    c.rcv_nxt = s.seq + 1;
+    adopt_syn_options(c, s.options, params_);
+    if (!ack) {
+        // Simultaneous open.
+        set_state(c, TcpState::kSynReceived);
+        c.snd_wnd = s.window;
+        c.snd_wl1 = s.seq;
+        send_syn(c, true, now_us);
+        return;
+    }
+    c.snd_una = s.ack;
+    c.snd_wnd = s.window;  // unscaled in a SYN
+    c.snd_wl1 = s.seq;
+    c.snd_wl2 = s.ack;
+    if (c.rtt_timing && c.retries == 0) c.rtt.sample(now_us - c.rtt_start_us);
+    c.rtt_timing = false;
+    c.retries = 0;
+    disarm(c, TcpTimer::kRetransmit);
+    set_state(c, TcpState::kEstablished);
+    send_ack(c, now_us);
+    if (c.handler) c.handler->on_established(c);
+}
+
+// RFC 9293 3.10.7.4 first check, RFC 7323 4.3 for timestamps.
+bool Stack::acceptable(const Connection& c, const Segment& s) const {
+    const uint32_t len = s.seg_len();
+    const uint32_t wnd = c.rcv_wnd;
+    if (len == 0) {
+        if (wnd == 0) return s.seq == c.rcv_nxt;
+        return seq_in(s.seq, c.rcv_nxt, c.rcv_nxt + wnd);
+    }
+    if (wnd == 0) return false;
+    return seq_in(s.seq, c.rcv_nxt, c.rcv_nxt + wnd) ||
+           seq_in(s.seq + len - 1, c.rcv_nxt, c.rcv_nxt + wnd);
+}
+
+void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64_t now_us) {
+    // PAWS (RFC 7323 5.3): an old timestamp marks an old duplicate.
+    if (c.ts_ok && s.options.has_timestamps && !(s.flags & kRst) &&
+        seq_lt(s.options.ts_val, c.ts_recent)) {
+        ++counters_.paws;
+        send_ack(c, now_us);
+        rte_pktmbuf_free(m);
+        return;
+    }
+    // First: is the sequence number acceptable?
+    if (!acceptable(c, s)) {
+        if (!(s.flags & kRst)) {
+            ++counters_.out_of_window;
+            send_ack(c, now_us);
+        } else {
+            ++counters_.rst_out_of_window;
+        }
+        rte_pktmbuf_free(m);
+        return;
+    }
+    // Second: RST, only on an exact match (RFC 5961 3.2); else challenge.
+    if (s.flags & kRst) {
+        rte_pktmbuf_free(m);
+        if (s.seq != c.rcv_nxt) {
+            ++counters_.rst_challenged;
+            ++counters_.challenge_acks;
+            send_ack(c, now_us);
+            return;
+        }
+        ++counters_.resets_received;
+        destroy(c, CloseReason::kReset, true);
+        return;
+    }
+    // Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 4).
+    if (s.flags & kSyn) {
+        ++counters_.syn_challenged;
+        ++counters_.challenge_acks;
+        send_ack(c, now_us);
+        rte_pktmbuf_free(m);
+        return;
+    }
+    // Fifth: the ACK field.
+    if (!(s.flags & kAck)) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    if (c.state == TcpState::kSynReceived) {
+        if (!seq_in(s.ack, c.snd_una + 1, c.snd_nxt + 1)) {
+            send_rst_for(s);
+            rte_pktmbuf_free(m);
+            return;
+        }
+        if (c.listener >= 0) {
+            --listeners_[static_cast<size_t>(c.listener)].pending;
+            Listener* l = listeners_[static_cast<size_t>(c.listener)].listener;
+            c.listener = -1;
+            set_state(c, TcpState::kEstablished);
+            c.snd_wnd = static_cast<uint32_t>(s.window) << c.snd_wscale;
+            c.snd_wl1 = s.seq;
+            c.snd_wl2 = s.ack;
+            ++counters_.accepts;
+            c.handler = l->accept(c);
+            if (!c.handler) {
+                send_rst(c);
+                destroy(c, CloseReason::kAborted, false);
+                rte_pktmbuf_free(m);
+                return;
+            }
+            process_ack(c, s, now_us);
+            c.handler->on_established(c);
+            if (c.state == TcpState::kClosed) {
+                rte_pktmbuf_free(m);
+                return;
+            }
+        } else {
+            set_state(c, TcpState::kEstablished);  // simultaneous open
+            process_ack(c, s, now_us);
+            if (c.handler) c.handler->on_established(c);
+        }
+    } else {
+        if (seq_gt(s.ack, c.snd_max)) {
+            // It acknowledges something not yet sent.
+            ++counters_.bad_ack;
+            send_ack(c, now_us);
+            rte_pktmbuf_free(m);
+            return;
+        }
+        process_ack(c, s, now_us);
+        if (c.state == TcpState::kClosed) {
+            rte_pktmbuf_free(m);
+            return;
+        }
+    }
+    // RFC 7323 4.3: remember the timestamp to echo.
+    if (c.ts_ok && s.options.has_timestamps && seq_leq(s.seq, c.last_ack_sent) &&
+        seq_geq(s.options.ts_val, c.ts_recent)) {
+        c.ts_recent = s.options.ts_val;
+    }
+    // Seventh: the segment text.
+    process_data(c, s, m, now_us);
+    if (c.state == TcpState::kClosed) return;
+    // Eighth: FIN, once everything before it arrived.
+    if ((s.flags & kFin) && s.seq + s.payload_len == c.rcv_nxt && !c.fin_received) process_fin(c, now_us);
+    if (c.state == TcpState::kClosed) return;
+    if (c.state == TcpState::kTimeWait && c.handler) {
+        // Both sides are done: the handler is through with C, which waits
+        // out 2 MSL on its own.
+        Handler* h = c.handler;
+        c.handler = nullptr;
+        h->on_closed(c, CloseReason::kClosed);
+        if (c.state == TcpState::kClosed) return;
+    }
+    if (c.ack_now) {
+        send_ack(c, now_us);
+    } else if (c.unacked_segments > 0 &&
+               c.timers[static_cast<unsigned>(TcpTimer::kDelayedAck)] == kInvalidTimer) {
+        arm(c, TcpTimer::kDelayedAck, params_.delayed_ack_us);
+    }
+    send_data(c, now_us);
+}
+
+void Stack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
+    const uint32_t ack = s.ack;
+    const uint32_t old_wnd = c.snd_wnd;
+    // Window update (RFC 9293 3.10.7.4, SND.WL1/WL2).
+    if (seq_lt(c.snd_wl1, s.seq) || (c.snd_wl1 == s.seq && seq_leq(c.snd_wl2, ack))) {
+        c.snd_wnd = static_cast<uint32_t>(s.window) << c.snd_wscale;
+        c.snd_wl1 = s.seq;
+        c.snd_wl2 = ack;
+        if (c.snd_wnd > 0) disarm(c, TcpTimer::kPersist);
+    }
+    if (seq_gt(ack, c.snd_una)) {
+        uint32_t acked = ack - c.snd_una;
+        // SYN and FIN occupy sequence space but not the queue.
+        if (c.snd_una == c.iss) --acked;
+        if (c.fin_sent && seq_gt(ack, c.fin_seq)) --acked;
+        uint32_t data = std::min(acked, c.sndq.bytes);
+        bq_consume(c.sndq, data);
+        c.snd_una = ack;
+        if (seq_lt(c.snd_nxt, c.snd_una)) c.snd_nxt = c.snd_una;
+        // RTT: timestamps give a sample per ACK (RFC 7323 4.1), otherwise
+        // the one timed segment, never a retransmitted one (Karn).
+        if (c.ts_ok && s.options.has_timestamps && s.options.ts_ecr != 0) {
+            const uint32_t echoed = ts_now(now_us) - s.options.ts_ecr;
+            c.rtt.sample(static_cast<uint64_t>(echoed) * 1000 + 1);
+            c.rtt_timing = false;
+        } else if (c.rtt_timing && seq_gt(ack, c.rtt_seq)) {
+            c.rtt.sample(now_us - c.rtt_start_us);
+            c.rtt_timing = false;
+        }
+        c.retries = 0;
+        CongestionControl& cc = c.congestion();
+        if (c.in_recovery) {
+            if (seq_geq(ack, c.recover)) {
+                cc.on_recovery_end();
+                c.in_recovery = false;
+            } else {
+                retransmit_first(c, now_us);  // RFC 6582 partial ACK
+            }
+        } else {
+            cc.on_ack(data, now_us, c.rtt.srtt_us());
+        }
+        c.dupacks = 0;
+        if (c.snd_una == c.snd_max) {
+            disarm(c, TcpTimer::kRetransmit);
+        } else {
+            arm(c, TcpTimer::kRetransmit, c.rtt.rto_us());
+        }
+        const bool our_fin_acked = c.fin_sent && seq_gt(ack, c.fin_seq);
+        switch (c.state) {
+            case TcpState::kFinWait1:
+                if (our_fin_acked) set_state(c, TcpState::kFinWait2);
+                break;
+            case TcpState::kClosing:
+                if (our_fin_acked) {
+                    set_state(c, TcpState::kTimeWait);
+                    arm(c, TcpTimer::kTimeWait, params_.time_wait_us);
+                }
+                break;
+            case TcpState::kLastAck:
+                if (our_fin_acked) {
+                    destroy(c, CloseReason::kClosed, true);
+                    return;
+                }
+                break;
+            default:
+                break;
+        }
+        if (data > 0 && c.handler && send_space(c) > 0) c.handler->on_writable(c);
+        return;
+    }
+    // A duplicate ACK: nothing new, no data, same window, data outstanding
+    // (RFC 5681 2).
+    if (ack == c.snd_una && s.payload_len == 0 && c.snd_wnd == old_wnd && c.snd_max != c.snd_una &&
+        !(s.flags & (kSyn | kFin))) {
+        // RFC 6582 3.2 step 2: not again for losses of one window.
+        if (++c.dupacks == 3 && !c.in_recovery && seq_gt(ack, c.recover)) {
+            c.in_recovery = true;
+            c.recover = c.snd_max;
+            c.congestion().on_loss(c.snd_max - c.snd_una, now_us);
+            ++counters_.fast_retransmits;
+            retransmit_first(c, now_us);
+        }
+    }
+}
+
+void Stack::process_data(Connection& c, const Segment& s, rte_mbuf* m, uint64_t now_us) {
+    (void)now_us;
+    const bool can_receive = c.state == TcpState::kEstablished ||
+                             c.state == TcpState::kFinWait1 || c.state == TcpState::kFinWait2;
+    if (s.payload_len == 0 || !can_receive || c.fin_received) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    uint32_t seq = s.seq;
+    uint32_t len = s.payload_len;
+    uint32_t off = s.payload_offset;
+    // Trim what lies beyond the window (RFC 9293 3.10.7.4, seventh).
+    const uint32_t wnd_end = c.rcv_nxt + c.rcv_wnd;
+    if (seq_gt(seq + len, wnd_end)) len = wnd_end - seq;
+    if (seq_lt(seq, c.rcv_nxt)) {
+        const uint32_t skip = c.rcv_nxt - seq;
+        if (skip >= len) {
+            c.ack_now = true;  // an old duplicate: tell the peer where we are
+            rte_pktmbuf_free(m);
+            return;
+        }
+        seq += skip;
+        off += skip;
+        len -= skip;
+    }
+    if (seq != c.rcv_nxt) {
+        // Out of order: hold it, and ACK at once with SACK (RFC 5681 4.2).
+        c.ack_now = true;
+        switch (c.ooo.insert(seq, len, m, off, c.rcv_nxt, params_.rcv_buf)) {
+            case ReassemblyQueue::Insert::kHeld: ++counters_.ooo_held; return;
+            case ReassemblyQueue::Insert::kDuplicate: break;
+            case ReassemblyQueue::Insert::kFull: ++counters_.ooo_full; break;
+        }
+        rte_pktmbuf_free(m);
+        return;
+    }
+    // In order: keep just the payload.
+    rte_pktmbuf_adj(m, static_cast<uint16_t>(off));
+    rte_pktmbuf_trim(m, static_cast<uint16_t>(rte_pktmbuf_pkt_len(m) - len));
+    bq_append(c.rcvq, m);
+    c.rcv_nxt += len;
+    // The gap may have closed: take what the out-of-order queue holds.
+    if (!c.ooo.empty()) {
+        c.ack_now = true;
+        rte_mbuf* stale[ReassemblyQueue::kMaxSegments];
+        unsigned n = c.ooo.drop_before(c.rcv_nxt, stale, ReassemblyQueue::kMaxSegments);
+        if (n) rte_pktmbuf_free_bulk(stale, n);
+        HeldSegment h;
+        while (c.ooo.pop(c.rcv_nxt, h)) {
+            rte_pktmbuf_adj(h.buf, static_cast<uint16_t>(h.offset));
+            rte_pktmbuf_trim(h.buf, static_cast<uint16_t>(rte_pktmbuf_pkt_len(h.buf) - h.len));
+            bq_append(c.rcvq, h.buf);
+            c.rcv_nxt += h.len;
+            n = c.ooo.drop_before(c.rcv_nxt, stale, ReassemblyQueue::kMaxSegments);
+            if (n) rte_pktmbuf_free_bulk(stale, n);
+        }
+    }
+    // Delayed ACK: every second full segment at once, else within 40 ms
+    // (RFC 9293 3.8.6.3).
+    if (++c.unacked_segments >= 2) c.ack_now = true;
+    if (c.handler) c.handler->on_readable(c);
+}
+
+void Stack::process_fin(Connection& c, uint64_t now_us) {
+    c.fin_received = true;
+    c.rcv_nxt += 1;
+    c.ack_now = true;
+    switch (c.state) {
+        case TcpState::kSynReceived:
+        case TcpState::kEstablished:
+            set_state(c, TcpState::kCloseWait);
+            break;
+        case TcpState::kFinWait1:
+            // Our FIN not acked yet (or it would be FIN-WAIT-2).
+            set_state(c, TcpState::kClosing);
+            break;
+        case TcpState::kFinWait2:
+            set_state(c, TcpState::kTimeWait);
+            for (unsigned t = 0; t < kNumTcpTimers; ++t) disarm(c, static_cast<TcpTimer>(t));
+            arm(c, TcpTimer::kTimeWait, params_.time_wait_us);
+            break;
+        case TcpState::kTimeWait:
+            arm(c, TcpTimer::kTimeWait, params_.time_wait_us);  // restart 2 MSL
+            break;
+        default:
+            break;
+    }
+    (void)now_us;
+    if (c.handler) c.handler->on_readable(c);
+}
+
+}  // namespace terminus::tcp

@@ -1,0 +1,228 @@
+// Building what we send: SYN and SYN-ACK with their options, ACKs (with
+// timestamps and SACK blocks), data within the peer's window and the
+// congestion window, FIN when the application is done, RST.
+#include <algorithm>
+
+#include "dataplane/tcp/byte_queue.h"
+#include "dataplane/tcp/tcp.h"
+
+namespace terminus::tcp {
+
+namespace {
+
+uint8_t window_shift_for(uint32_t buf) {
+    uint8_t shift = 0;
+    while (shift < kMaxWindowShift && (buf >> shift) > 65535) ++shift;
+    return shift;
+}
+
+}  // namespace
+
+uint16_t Stack::advertised_window(Connection& c) {
+    const uint32_t free_space = params_.rcv_buf > c.rcvq.bytes ? params_.rcv_buf - c.rcvq.bytes : 0;
+    uint32_t wnd = free_space;
+    // Never shrink the window we advertised (RFC 9293 3.8.6.2.2).
+    const uint32_t promised = c.rcv_adv - c.rcv_nxt;
+    if (seq_gt(c.rcv_adv, c.rcv_nxt) && wnd < promised) wnd = promised;
+    c.rcv_wnd = wnd;
+    c.rcv_adv = c.rcv_nxt + wnd;
+    const uint32_t scaled = wnd >> c.rcv_wscale;
+    return static_cast<uint16_t>(std::min<uint32_t>(scaled, 65535));
+}
+
+rte_mbuf* Stack::make(const Connection& cc, uint32_t seq, uint8_t flags, const uint8_t* payload,
+                      uint32_t len, uint64_t now_us, bool syn_options) {
+    auto& c = const_cast<Connection&>(cc);
+    uint8_t opts[40];
+    size_t olen = 0;
+    if (syn_options) {
+        SynOptions so;
+        so.mss = params_.mss;
+        // On a SYN-ACK, offer only what the SYN offered (RFC 7323 1.3).
+        const bool synack = flags & kAck;
+        so.wscale = synack ? c.ws_ok : params_.window_scaling;
+        so.shift = c.rcv_wscale;
+        so.sack_permitted = params_.sack && (!synack || c.sack_ok);
+        so.timestamps = params_.timestamps && (!synack || c.ts_ok);
+        so.ts_val = ts_now(now_us);
+        so.ts_ecr = c.ts_recent;
+        olen = write_syn_options(opts, so);
+    } else {
+        SackBlock sack[kMaxSackBlocks];
+        unsigned n_sack = c.sack_ok ? c.ooo.sack_blocks(sack, kMaxSackBlocks) : 0;
+        olen = write_options(opts, c.ts_ok, ts_now(now_us), c.ts_recent, sack, n_sack);
+    }
+    OutSegment s;
+    s.tuple = c.tuple;
+    s.seq = seq;
+    s.flags = flags;
+    if (flags & kAck) {
+        s.ack = c.rcv_nxt;
+        c.last_ack_sent = c.rcv_nxt;
+    }
+    s.window = (flags & kSyn) ? static_cast<uint16_t>(std::min<uint32_t>(params_.rcv_buf, 65535))
+                              : advertised_window(c);
+    if (flags & kSyn) {
+        // The window in a SYN is never scaled (RFC 7323 2.2).
+        c.rcv_wnd = std::min<uint32_t>(params_.rcv_buf, 65535);
+        c.rcv_adv = c.rcv_nxt + c.rcv_wnd;
+    }
+    s.options = opts;
+    s.options_len = static_cast<uint8_t>(olen);
+    s.payload = payload;
+    s.payload_len = len;
+    Route r{};
+    r.src_mac = mac_;
+    return build_segment(pool_, r, s);
+}
+
+void Stack::emit(Connection* c, rte_mbuf* m, uint32_t remote_ip) {
+    if (!m) {
+        ++counters_.no_memory;
+        return;
+    }
+    ++counters_.segments_out;
+    if (c) {
+        c->unacked_segments = 0;
+        c->ack_now = false;
+        disarm(*c, TcpTimer::kDelayedAck);
+    }
+    out_.send(m, remote_ip);
+}
+
+void Stack::send_syn(Connection& c, bool ack, uint64_t now_us) {
+    if (c.snd_nxt == c.iss) {
+        // First transmission: choose our window shift (RFC 7323 2.2), for
+        // a SYN-ACK only if the SYN offered scaling.
+        const bool scale = ack ? c.ws_ok : params_.window_scaling;
+        c.rcv_wscale = scale ? window_shift_for(params_.rcv_buf) : 0;
+        c.snd_nxt = c.iss + 1;
+        c.snd_max = c.snd_nxt;
+    }
+    rte_mbuf* m = make(c, c.iss, static_cast<uint8_t>(kSyn | (ack ? kAck : 0)), nullptr, 0, now_us, true);
+    if (!c.rtt_timing && c.retries == 0) {
+        c.rtt_timing = true;
+        c.rtt_seq = c.iss;
+        c.rtt_start_us = now_us;
+    }
+    emit(&c, m, c.tuple.remote_ip);
+    arm(c, TcpTimer::kRetransmit, c.rtt.rto_us());
+}
+
+void Stack::send_ack(Connection& c, uint64_t now_us) {
+    emit(&c, make(c, c.snd_nxt, kAck, nullptr, 0, now_us, false), c.tuple.remote_ip);
+}
+
+void Stack::send_rst(Connection& c) {
+    OutSegment s;
+    s.tuple = c.tuple;
+    s.seq = c.snd_nxt;
+    s.ack = c.rcv_nxt;
+    s.flags = kRst | kAck;
+    Route r{};
+    r.src_mac = mac_;
+    ++counters_.resets_sent;
+    emit(nullptr, build_segment(pool_, r, s), c.tuple.remote_ip);
+}
+
+void Stack::send_rst_for(const Segment& in) {
+    // RFC 9293 3.10.7.1: if the ACK bit is off, <SEQ=0><ACK=SEG.SEQ+SEG.LEN>
+    // <CTL=RST,ACK>; if on, <SEQ=SEG.ACK><CTL=RST>.
+    OutSegment s;
+    s.tuple = in.tuple;
+    if (in.flags & kAck) {
+        s.seq = in.ack;
+        s.flags = kRst;
+    } else {
+        s.seq = 0;
+        s.ack = in.seq + in.seg_len();
+        s.flags = kRst | kAck;
+    }
+    Route r{};
+    r.src_mac = mac_;
+    ++counters_.resets_sent;
+    emit(nullptr, build_segment(pool_, r, s), in.tuple.remote_ip);
+}
+
+bool Stack::send_data(Connection& c, uint64_t now_us) {
+    if (c.state != TcpState::kEstablished && c.state != TcpState::kCloseWait &&
+        c.state != TcpState::kFinWait1 && c.state != TcpState::kLastAck &&
+        c.state != TcpState::kClosing) {
+        return false;
+    }
+    bool sent = false;
+    const uint32_t cwnd = c.congestion().cwnd();
+    for (;;) {
+        const uint32_t in_flight = c.snd_nxt - c.snd_una;
+        // Bytes of the queue not sent yet (the FIN, when sent, is past them).
+        const uint32_t unsent = c.sndq.bytes > in_flight ? c.sndq.bytes - in_flight : 0;
+        const uint32_t wnd = std::min(c.snd_wnd, cwnd);
+        const uint32_t room = wnd > in_flight ? wnd - in_flight : 0;
+        uint32_t len = std::min({unsent, room, static_cast<uint32_t>(c.snd_mss)});
+        // The FIN takes the sequence number after the last byte; it goes
+        // with the segment that carries that byte (or alone).
+        const uint32_t fin_seq = c.snd_una + c.sndq.bytes;
+        const bool fin_now = c.fin_queued && c.snd_nxt + len == fin_seq;
+        if (len == 0 && !fin_now) break;
+        // Avoid silly window syndrome (RFC 9293 3.8.6.2.1): send a partial
+        // segment only when it is all there is.
+        if (len < c.snd_mss && len < unsent) break;
+        uint8_t buf[9216];
+        if (len) bq_copy(c.sndq, in_flight, len, buf);
+        uint8_t flags = kAck | (len ? kPsh : 0);
+        if (fin_now) flags |= kFin;
+        rte_mbuf* m = make(c, c.snd_nxt, flags, buf, len, now_us, false);
+        if (!m) {
+            ++counters_.no_memory;
+            break;
+        }
+        if (!c.rtt_timing && seq_geq(c.snd_nxt, c.snd_max)) {
+            c.rtt_timing = true;
+            c.rtt_seq = c.snd_nxt;
+            c.rtt_start_us = now_us;
+        }
+        if (fin_now) {
+            c.fin_sent = true;
+            c.fin_seq = c.snd_nxt + len;
+        }
+        c.snd_nxt += len + (fin_now ? 1 : 0);
+        if (seq_gt(c.snd_nxt, c.snd_max)) c.snd_max = c.snd_nxt;
+        emit(&c, m, c.tuple.remote_ip);
+        sent = true;
+        if (c.timers[static_cast<unsigned>(TcpTimer::kRetransmit)] == kInvalidTimer) {
+            arm(c, TcpTimer::kRetransmit, c.rtt.rto_us());
+        }
+        if (fin_now) break;
+    }
+    // Data waits but the peer's window is closed: probe it (RFC 9293 3.8.6.1).
+    if (!sent && c.snd_wnd == 0 && c.sndq.bytes > c.snd_nxt - c.snd_una &&
+        c.timers[static_cast<unsigned>(TcpTimer::kPersist)] == kInvalidTimer &&
+        c.timers[static_cast<unsigned>(TcpTimer::kRetransmit)] == kInvalidTimer) {
+        arm(c, TcpTimer::kPersist, c.rtt.rto_us());
+    }
+    return sent;
+}
+
+void Stack::retransmit_first(Connection& c, uint64_t now_us) {
+    // Resend one segment from SND.UNA (go-back-N restarts from there when
+    // the timer fires; fast retransmit resends just this one).
+    ++counters_.retransmits;
+    c.rtt_timing = false;  // Karn: no sample from a retransmission
+    if (c.state == TcpState::kSynSent) {
+        send_syn(c, false, now_us);
+        return;
+    }
+    if (c.state == TcpState::kSynReceived) {
+        send_syn(c, true, now_us);
+        return;
+    }
+    const uint32_t len = std::min<uint32_t>(c.sndq.bytes, c.snd_mss);
+    const bool fin = c.fin_sent && len == c.sndq.bytes;
+    uint8_t buf[9216];
+    if (len) bq_copy(c.sndq, 0, len, buf);
+    rte_mbuf* m = make(c, c.snd_una, static_cast<uint8_t>(kAck | (len ? kPsh : 0) | (fin ? kFin : 0)),
+                       buf, len, now_us, false);
+    emit(&c, m, c.tuple.remote_ip);
+}
+
+}  // namespace terminus::tcp

@@ -1,0 +1,243 @@
+// The connection table, listeners, and the calls the layers above make.
+#include <algorithm>
+
+#include "dataplane/tcp/byte_queue.h"
+#include "dataplane/tcp/tcp.h"
+
+namespace terminus::tcp {
+
+const char* to_string(CloseReason r) {
+    switch (r) {
+        case CloseReason::kClosed: return "closed";
+        case CloseReason::kReset: return "reset by peer";
+        case CloseReason::kRefused: return "refused";
+        case CloseReason::kTimeout: return "timed out";
+        case CloseReason::kAborted: return "aborted";
+    }
+    return "?";
+}
+
+namespace {
+
+uint32_t hash_tuple(const FourTuple& t) {
+    // Connections of one core come from one flow hash already; mix for
+    // the table.
+    uint64_t x = (static_cast<uint64_t>(t.remote_ip) << 32 | t.local_ip) ^
+                 (static_cast<uint64_t>(t.remote_port) << 16 | t.local_port) * 0x9e3779b97f4a7c15ULL;
+    x ^= x >> 29;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 32;
+    return static_cast<uint32_t>(x);
+}
+
+uint32_t next_pow2(uint32_t v) {
+    uint32_t p = 1;
+    while (p < v) p <<= 1;
+    return p;
+}
+
+}  // namespace
+
+Stack::Stack(const TcpParams& params, rte_mempool* pool, Output& out, const SipKey& secret,
+             rte_ether_addr local_mac)
+    : params_(params),
+      pool_(pool),
+      out_(out),
+      secret_(secret),
+      mac_(local_mac),
+      wheel_(params.max_connections * kNumTcpTimers, params.tick_us),
+      conns_(new Connection[params.max_connections]) {
+    free_.reserve(params.max_connections);
+    for (uint32_t i = params.max_connections; i-- > 0;) free_.push_back(i);
+    const uint32_t slots = next_pow2(params.max_connections * 2);
+    table_.assign(slots, -1);
+    table_mask_ = slots - 1;
+}
+
+Stack::~Stack() {
+    for (uint32_t i = 0; i < params_.max_connections; ++i) {
+        Connection& c = conns_[i];
+        if (c.state == TcpState::kClosed) continue;
+        bq_clear(c.sndq);
+        bq_clear(c.rcvq);
+        rte_mbuf* held[ReassemblyQueue::kMaxSegments];
+        unsigned n = c.ooo.release_all(held, ReassemblyQueue::kMaxSegments);
+        if (n) rte_pktmbuf_free_bulk(held, n);
+    }
+}
+
+Connection* Stack::lookup(const FourTuple& t) {
+    for (uint32_t i = hash_tuple(t) & table_mask_;; i = (i + 1) & table_mask_) {
+        const int32_t idx = table_[i];
+        if (idx < 0) return nullptr;
+        if (conns_[static_cast<uint32_t>(idx)].tuple == t) return &conns_[static_cast<uint32_t>(idx)];
+    }
+}
+
+Connection* Stack::create(const FourTuple& t, uint64_t now_us) {
+    if (free_.empty()) {
+        ++counters_.no_memory;
+        return nullptr;
+    }
+    const uint32_t idx = free_.back();
+    free_.pop_back();
+    Connection& c = conns_[idx];
+    c.~Connection();
+    new (&c) Connection();
+    c.index = idx;
+    c.tuple = t;
+    c.rtt = RttEstimator(params_.rto);
+    if (params_.congestion == config::CongestionControl::kCubic) {
+        c.cc.emplace<Cubic>(params_.mss);
+    } else {
+        c.cc.emplace<NewReno>(params_.mss);
+    }
+    for (auto& h : c.timers) h = kInvalidTimer;
+    c.iss = initial_sequence(secret_, t, now_us);
+    c.recover = c.iss;
+    uint32_t i = hash_tuple(t) & table_mask_;
+    while (table_[i] >= 0) i = (i + 1) & table_mask_;
+    table_[i] = static_cast<int32_t>(idx);
+    ++used_;
+    return &c;
+}
+
+void Stack::destroy(Connection& c, CloseReason why, bool notify) {
+    for (unsigned t = 0; t < kNumTcpTimers; ++t) disarm(c, static_cast<TcpTimer>(t));
+    if (c.listener >= 0) {
+        --listeners_[static_cast<size_t>(c.listener)].pending;
+        c.listener = -1;
+    }
+    Handler* h = c.handler;
+    c.handler = nullptr;
+    if (notify && h) h->on_closed(c, why);
+    bq_clear(c.sndq);
+    bq_clear(c.rcvq);
+    rte_mbuf* held[ReassemblyQueue::kMaxSegments];
+    unsigned n = c.ooo.release_all(held, ReassemblyQueue::kMaxSegments);
+    if (n) rte_pktmbuf_free_bulk(held, n);
+    set_state(c, TcpState::kClosed);
+
+    // Backward-shift deletion from the open-addressing table.
+    uint32_t hole = hash_tuple(c.tuple) & table_mask_;
+    while (table_[hole] != static_cast<int32_t>(c.index)) hole = (hole + 1) & table_mask_;
+    table_[hole] = -1;
+    for (uint32_t i = (hole + 1) & table_mask_; table_[i] >= 0; i = (i + 1) & table_mask_) {
+        const uint32_t home = hash_tuple(conns_[static_cast<uint32_t>(table_[i])].tuple) & table_mask_;
+        const bool between = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
+        if (!between) {
+            table_[hole] = table_[i];
+            table_[i] = -1;
+            hole = i;
+        }
+    }
+    free_.push_back(c.index);
+    --used_;
+}
+
+void Stack::set_state(Connection& c, TcpState s) {
+    // One place changes state, and counts it (VPP tcp_connection_set_state).
+    if (c.state != TcpState::kClosed) --counters_.state[static_cast<unsigned>(c.state)];
+    c.state = s;
+    if (s != TcpState::kClosed) ++counters_.state[static_cast<unsigned>(s)];
+}
+
+Stack::ListenEntry* Stack::find_listener(uint32_t ip, uint16_t port) {
+    ListenEntry* wildcard = nullptr;
+    for (auto& l : listeners_) {
+        if (l.port != port) continue;
+        if (l.ip == ip) return &l;
+        if (l.ip == 0) wildcard = &l;
+    }
+    return wildcard;
+}
+
+bool Stack::listen(uint32_t ip, uint16_t port, Listener* l, unsigned backlog) {
+    for (const auto& e : listeners_) {
+        if (e.ip == ip && e.port == port) return false;
+    }
+    listeners_.push_back(ListenEntry{ip, port, l, backlog, 0});
+    return true;
+}
+
+Connection* Stack::connect(const FourTuple& t, Handler* h, uint64_t now_us) {
+    now_us_ = now_us;
+    if (lookup(t)) return nullptr;
+    Connection* c = create(t, now_us);
+    if (!c) return nullptr;
+    c->handler = h;
+    c->snd_una = c->iss;
+    c->snd_nxt = c->iss;
+    c->snd_max = c->iss;
+    c->rcv_wnd = params_.rcv_buf;
+    set_state(*c, TcpState::kSynSent);
+    ++counters_.connects;
+    send_syn(*c, false, now_us);
+    return c;
+}
+
+uint32_t Stack::send_space(const Connection& c) const {
+    return c.sndq.bytes >= params_.snd_buf ? 0 : params_.snd_buf - c.sndq.bytes;
+}
+
+uint32_t Stack::write(Connection& c, const void* data, uint32_t len, uint64_t now_us) {
+    now_us_ = now_us;
+    if (c.fin_queued || (c.state != TcpState::kEstablished && c.state != TcpState::kCloseWait)) {
+        return 0;
+    }
+    const uint32_t room = send_space(c);
+    if (len > room) len = room;
+    const uint32_t n = bq_write(c.sndq, pool_, data, len);
+    if (n) send_data(c, now_us);
+    return n;
+}
+
+uint32_t Stack::read(Connection& c, void* dst, uint32_t len, uint64_t now_us) {
+    now_us_ = now_us;
+    if (len > c.rcvq.bytes) len = c.rcvq.bytes;
+    if (len == 0) return 0;
+    bq_copy(c.rcvq, 0, len, dst);
+    bq_consume(c.rcvq, len);
+    // Reading may open the window enough to tell the peer (RFC 9293
+    // 3.8.6.2.2: when it grows by a segment or half the buffer).
+    // RFC 1122 4.2.3.3: update the peer when the window grows by
+    // min(buffer/2, MSS) — only while what it was told is small enough to
+    // hold it back.
+    const uint32_t old_adv = seq_gt(c.rcv_adv, c.rcv_nxt) ? c.rcv_adv - c.rcv_nxt : 0;
+    const uint32_t now_free = params_.rcv_buf - c.rcvq.bytes;
+    if (old_adv < std::min<uint32_t>(params_.rcv_buf / 4, 4u * params_.mss) &&
+        now_free >= old_adv + std::min<uint32_t>(params_.rcv_buf / 2, params_.mss) &&
+        c.state != TcpState::kClosed) {
+        send_ack(c, now_us);
+    }
+    return len;
+}
+
+void Stack::shutdown(Connection& c, uint64_t now_us) {
+    now_us_ = now_us;
+    if (c.fin_queued) return;
+    switch (c.state) {
+        case TcpState::kSynSent:
+            destroy(c, CloseReason::kClosed, false);
+            return;
+        case TcpState::kSynReceived:
+        case TcpState::kEstablished:
+            c.fin_queued = true;
+            set_state(c, TcpState::kFinWait1);
+            break;
+        case TcpState::kCloseWait:
+            c.fin_queued = true;
+            set_state(c, TcpState::kLastAck);
+            break;
+        default:
+            return;
+    }
+    send_data(c, now_us);
+}
+
+void Stack::abort(Connection& c) {
+    if (c.state != TcpState::kSynSent && c.state != TcpState::kClosed) send_rst(c);
+    destroy(c, CloseReason::kAborted, true);
+}
+
+}  // namespace terminus::tcp

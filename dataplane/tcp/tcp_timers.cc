@@ -1,0 +1,100 @@
+// Timers are handles into this core's wheel, one slot per kind in each
+// connection (VPP tcp_timer.h); expiry looks the connection up by index.
+#include "dataplane/tcp/byte_queue.h"
+#include "dataplane/tcp/tcp.h"
+
+namespace terminus::tcp {
+
+void Stack::arm(Connection& c, TcpTimer t, uint64_t us) {
+    const unsigned k = static_cast<unsigned>(t);
+    // Relative to the wheel's own clock, which poll() moves and which may
+    // lag the time of the event that arms the timer.
+    const uint64_t due = (now_us_ + us + params_.tick_us - 1) / params_.tick_us;
+    const uint64_t base = wheel_.now();
+    const uint64_t ticks = due > base ? due - base : 0;
+    if (c.timers[k] != kInvalidTimer) {
+        c.timers[k] = wheel_.update(c.timers[k], ticks);
+    } else {
+        c.timers[k] = wheel_.start(c.index, static_cast<uint8_t>(k), ticks);
+    }
+    if (c.timers[k] == kInvalidTimer) ++counters_.timer_full;
+}
+
+void Stack::disarm(Connection& c, TcpTimer t) {
+    const unsigned k = static_cast<unsigned>(t);
+    if (c.timers[k] == kInvalidTimer) return;
+    wheel_.stop(c.timers[k]);
+    c.timers[k] = kInvalidTimer;
+}
+
+bool Stack::poll(uint64_t now_us) {
+    now_us_ = now_us;
+    ExpiredTimer expired[64];
+    bool any = false;
+    for (;;) {
+        const uint32_t n = wheel_.advance(now_us / params_.tick_us, expired, 64);
+        for (uint32_t i = 0; i < n; ++i) {
+            Connection& c = conns_[expired[i].user_id];
+            const unsigned k = expired[i].timer_kind;
+            c.timers[k] = kInvalidTimer;
+            if (c.state != TcpState::kClosed) on_timer(c, static_cast<TcpTimer>(k), now_us);
+        }
+        any |= n > 0;
+        if (n < 64) break;
+    }
+    return any;
+}
+
+void Stack::on_timer(Connection& c, TcpTimer t, uint64_t now_us) {
+    switch (t) {
+        case TcpTimer::kRetransmit: {
+            ++counters_.rto_expired;
+            const bool handshake = c.state == TcpState::kSynSent || c.state == TcpState::kSynReceived;
+            if (++c.retries > (handshake ? params_.syn_retries : params_.data_retries)) {
+                if (!handshake) send_rst(c);
+                destroy(c, CloseReason::kTimeout, true);
+                return;
+            }
+            c.rtt.back_off();
+            if (handshake) {
+                retransmit_first(c, now_us);  // resends the SYN or SYN-ACK, re-arms
+                return;
+            }
+            // RFC 5681 3.1 and RFC 6298 5.4-5.6: collapse the window, back
+            // off, and resend from SND.UNA (go-back-N).
+            c.congestion().on_timeout(c.snd_max - c.snd_una, now_us);
+            c.in_recovery = false;
+            c.recover = c.snd_max;
+            c.dupacks = 0;
+            c.rtt_timing = false;  // Karn
+            c.snd_nxt = c.snd_una;
+            ++counters_.retransmits;
+            if (!send_data(c, now_us)) {
+                // The window is closed: a bare segment keeps the peer talking.
+                retransmit_first(c, now_us);
+            }
+            arm(c, TcpTimer::kRetransmit, c.rtt.rto_us());
+            return;
+        }
+        case TcpTimer::kDelayedAck:
+            if (c.unacked_segments > 0 || c.ack_now) send_ack(c, now_us);
+            return;
+        case TcpTimer::kPersist: {
+            // Zero-window probe: an old sequence number makes the peer
+            // answer with its current window (as Linux does).
+            emit(&c, make(c, c.snd_una - 1, kAck, nullptr, 0, now_us, false), c.tuple.remote_ip);
+            c.rtt.back_off();
+            if (c.snd_wnd == 0) arm(c, TcpTimer::kPersist, c.rtt.rto_us());
+            return;
+        }
+        case TcpTimer::kKeepalive:
+            return;
+        case TcpTimer::kTimeWait:
+            destroy(c, CloseReason::kClosed, true);
+            return;
+        case TcpTimer::kCount:
+            return;
+    }
+}
+
+}  // namespace terminus::tcp

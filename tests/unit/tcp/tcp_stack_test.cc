@@ -1,0 +1,585 @@
+// The TCP stack, packet by packet (crafted segments in, exact segments
+// out) and end to end (two stacks joined by an in-memory link that can
+// lose, reorder, duplicate and delay with a seeded generator).
+#include <gtest/gtest.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+#include <rte_tcp.h>
+
+#include <deque>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dataplane/tcp/tcp.h"
+#include "tests/unit/dataplane/eal_env.h"
+
+namespace terminus::tcp {
+namespace {
+
+using terminus::testing::EalEnvironment;
+
+constexpr uint32_t kIpA = 0xc6120002;  // 198.18.0.2
+constexpr uint32_t kIpB = 0xc6120001;  // 198.18.0.1
+constexpr unsigned kIhl = sizeof(rte_ipv4_hdr);
+
+// Captures what a stack sends.
+struct Capture : Output {
+    std::vector<rte_mbuf*> frames;
+    void send(rte_mbuf* m, uint32_t) override { frames.push_back(m); }
+    ~Capture() override { clear(); }
+    void clear() {
+        for (auto* m : frames) rte_pktmbuf_free(m);
+        frames.clear();
+    }
+    Segment seg(size_t i) const {
+        Segment s;
+        EXPECT_EQ(parse_segment(frames.at(i), kIhl, s), ParseResult::kOk);
+        return s;  // as the peer sees it
+    }
+};
+
+// Records what happens on connections.
+struct Recorder : Handler, Listener {
+    Stack* stack = nullptr;
+    std::vector<Connection*> accepted;
+    int established = 0;
+    int closed = 0;
+    CloseReason last_reason = CloseReason::kClosed;
+    std::string received;
+    bool peer_fin = false;
+    bool read_eagerly = true;
+
+    Handler* accept(Connection& c) override {
+        accepted.push_back(&c);
+        return this;
+    }
+    void on_established(Connection&) override { ++established; }
+    void on_readable(Connection& c) override {
+        if (read_eagerly) drain(c);
+        if (c.fin_received) peer_fin = true;
+    }
+    void drain(Connection& c) {
+        char buf[4096];
+        uint32_t n;
+        while ((n = stack->read(c, buf, sizeof buf, now)) > 0) received.append(buf, n);
+    }
+    void on_writable(Connection&) override {}
+    void on_closed(Connection&, CloseReason why) override {
+        ++closed;
+        last_reason = why;
+    }
+    uint64_t now = 0;
+};
+
+TcpParams params() {
+    TcpParams p;
+    p.max_connections = 64;
+    return p;
+}
+
+// A segment from the peer at kIpB:40000 to the stack at kIpA:80.
+rte_mbuf* craft(uint32_t seq, uint32_t ack, uint8_t flags, uint16_t window = 65535,
+                const std::string& payload = "", const uint8_t* opts = nullptr,
+                uint8_t opts_len = 0) {
+    OutSegment s;
+    s.tuple = FourTuple{kIpB, kIpA, 40000, 80};
+    s.seq = seq;
+    s.ack = ack;
+    s.flags = flags;
+    s.window = window;
+    s.options = opts;
+    s.options_len = opts_len;
+    s.payload = reinterpret_cast<const uint8_t*>(payload.data());
+    s.payload_len = static_cast<uint32_t>(payload.size());
+    return build_segment(EalEnvironment::pool(), Route{}, s);
+}
+
+class TcpPacket : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        stack = std::make_unique<Stack>(params(), EalEnvironment::pool(), out, SipKey{1, 2},
+                                        rte_ether_addr{{2, 0, 0, 0, 0, 2}});
+        rec.stack = stack.get();
+        stack->listen(0, 80, &rec, 16);
+    }
+    void TearDown() override {
+        out.clear();
+        stack.reset();
+    }
+    // Drives a handshake from the peer; returns our ISS.
+    uint32_t handshake(uint32_t peer_isn = 1000) {
+        const uint8_t mss[4] = {2, 4, 0x05, 0xb4};
+        stack->input(craft(peer_isn, 0, kSyn, 65535, "", mss, 4), kIhl, 0);
+        EXPECT_EQ(out.frames.size(), 1u);
+        const Segment synack = out.seg(0);
+        out.clear();
+        // 100 ms later: the stack measures an RTT of 100 ms, so its RTO is
+        // SRTT + 4 * RTTVAR = 300 ms.
+        stack->input(craft(peer_isn + 1, synack.seq + 1, kAck), kIhl, 100'000);
+        return synack.seq;
+    }
+    Capture out;
+    Recorder rec;
+    std::unique_ptr<Stack> stack;
+};
+
+TEST_F(TcpPacket, SynToAClosedPortGetsRstAck) {
+    stack->input(
+        [] {
+            OutSegment s;
+            s.tuple = FourTuple{kIpB, kIpA, 40000, 81};
+            s.seq = 5000;
+            s.flags = kSyn;
+            return build_segment(EalEnvironment::pool(), Route{}, s);
+        }(),
+        kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    Segment r = out.seg(0);
+    EXPECT_EQ(r.flags, kRst | kAck);
+    EXPECT_EQ(r.seq, 0u);
+    EXPECT_EQ(r.ack, 5001u);
+    EXPECT_EQ(stack->counters().no_listener, 1u);
+}
+
+TEST_F(TcpPacket, AckToNoConnectionGetsRstWithItsAckNumber) {
+    stack->input(craft(7000, 424242, kAck), kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    Segment r = out.seg(0);
+    EXPECT_EQ(r.flags, kRst);
+    EXPECT_EQ(r.seq, 424242u);
+}
+
+TEST_F(TcpPacket, RstToNoConnectionIsIgnored) {
+    stack->input(craft(7000, 1, kRst), kIhl, 0);
+    EXPECT_TRUE(out.frames.empty());
+}
+
+TEST_F(TcpPacket, SynGetsSynAckWithOurOptions) {
+    const uint8_t opts[20] = {2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 9, 0, 0, 0, 0, 1, 3, 3, 7};
+    stack->input(craft(1000, 0, kSyn, 29200, "", opts, 20), kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    Segment r = out.seg(0);
+    EXPECT_EQ(r.flags, kSyn | kAck);
+    EXPECT_EQ(r.ack, 1001u);
+    EXPECT_TRUE(r.options.has_mss);
+    EXPECT_EQ(r.options.mss, 1460);
+    EXPECT_TRUE(r.options.has_wscale);
+    EXPECT_TRUE(r.options.sack_permitted);
+    EXPECT_TRUE(r.options.has_timestamps);
+    EXPECT_EQ(r.options.ts_ecr, 9u);  // echoes the peer's TSval
+    EXPECT_EQ(stack->counters().state[static_cast<unsigned>(TcpState::kSynReceived)], 1u);
+}
+
+TEST_F(TcpPacket, SynWithoutOptionsGetsNoneOfThemBack) {
+    stack->input(craft(1000, 0, kSyn), kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    Segment r = out.seg(0);
+    EXPECT_TRUE(r.options.has_mss);  // MSS is always sent
+    EXPECT_FALSE(r.options.has_wscale);
+    EXPECT_FALSE(r.options.sack_permitted);
+    EXPECT_FALSE(r.options.has_timestamps);
+}
+
+TEST_F(TcpPacket, FinalAckEstablishesAndAccepts) {
+    handshake();
+    ASSERT_EQ(rec.accepted.size(), 1u);
+    EXPECT_EQ(rec.established, 1);
+    EXPECT_EQ(rec.accepted[0]->state, TcpState::kEstablished);
+    EXPECT_EQ(stack->counters().accepts, 1u);
+}
+
+TEST_F(TcpPacket, AckOfSomethingElseInSynReceivedGetsRst) {
+    stack->input(craft(1000, 0, kSyn), kIhl, 0);
+    const Segment synack = out.seg(0);
+    out.clear();
+    stack->input(craft(1001, synack.seq + 7, kAck), kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).flags, kRst);
+    EXPECT_EQ(out.seg(0).seq, synack.seq + 7);
+}
+
+TEST_F(TcpPacket, InOrderDataIsDeliveredAndAckedEverySecondSegment) {
+    const uint32_t iss = handshake();
+
+    stack->input(craft(1001, iss + 1, kAck | kPsh, 65535, "hello "), kIhl, 0);
+    EXPECT_TRUE(out.frames.empty());  // delayed
+    stack->input(craft(1007, iss + 1, kAck | kPsh, 65535, "world"), kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).ack, 1012u);
+    EXPECT_EQ(rec.received, "hello world");
+}
+
+TEST_F(TcpPacket, DelayedAckFiresAfterItsTimer) {
+    const uint32_t iss = handshake();
+    stack->input(craft(1001, iss + 1, kAck, 65535, "x"), kIhl, 0);
+    EXPECT_TRUE(out.frames.empty());
+    stack->poll(39'000);
+    EXPECT_TRUE(out.frames.empty());
+    stack->poll(41'000);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).ack, 1002u);
+}
+
+TEST_F(TcpPacket, OutOfOrderDataGetsAnImmediateDupAck) {
+    const uint32_t iss = handshake();
+    stack->input(craft(1011, iss + 1, kAck, 65535, "later"), kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).ack, 1001u);
+    out.clear();
+    stack->input(craft(1001, iss + 1, kAck, 65535, "0123456789"), kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).ack, 1016u);
+    EXPECT_EQ(rec.received, "0123456789later");
+}
+
+TEST_F(TcpPacket, InWindowRstGetsChallengeAck) {
+    const uint32_t iss = handshake();
+    stack->input(craft(1005, iss + 1, kRst), kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).flags, kAck);
+    EXPECT_EQ(out.seg(0).ack, 1001u);
+    EXPECT_EQ(rec.closed, 0);
+    EXPECT_EQ(stack->counters().challenge_acks, 1u);
+}
+
+TEST_F(TcpPacket, ExactRstClosesTheConnection) {
+    const uint32_t iss = handshake();
+    stack->input(craft(1001, iss + 1, kRst), kIhl, 0);
+    EXPECT_TRUE(out.frames.empty());
+    EXPECT_EQ(rec.closed, 1);
+    EXPECT_EQ(rec.last_reason, CloseReason::kReset);
+    EXPECT_EQ(stack->connections(), 0u);
+}
+
+TEST_F(TcpPacket, OutOfWindowRstIsDropped) {
+    const uint32_t iss = handshake();
+    stack->input(craft(1001 + 10'000'000, iss + 1, kRst), kIhl, 0);
+    EXPECT_TRUE(out.frames.empty());
+    EXPECT_EQ(rec.closed, 0);
+}
+
+TEST_F(TcpPacket, SynInEstablishedGetsChallengeAck) {
+    const uint32_t iss = handshake();
+    stack->input(craft(5555, 0, kSyn), kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).flags, kAck);
+    EXPECT_EQ(out.seg(0).seq, iss + 1);
+    EXPECT_EQ(rec.closed, 0);
+}
+
+TEST_F(TcpPacket, OutOfWindowDataGetsAnAck) {
+    const uint32_t iss = handshake();
+    stack->input(craft(1001 + 1'000'000, iss + 1, kAck, 65535, "far away"), kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).ack, 1001u);
+    EXPECT_EQ(stack->counters().out_of_window, 1u);
+}
+
+TEST_F(TcpPacket, AckForUnsentDataGetsAnAckAndIsDropped) {
+    const uint32_t iss = handshake();
+    stack->input(craft(1001, iss + 100, kAck, 65535, "data"), kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).ack, 1001u);
+    EXPECT_EQ(rec.received, "");
+}
+
+TEST_F(TcpPacket, FinInEveryReceivingStateIsAcked) {
+    const uint32_t iss = handshake();
+    stack->input(craft(1001, iss + 1, kAck | kFin), kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).ack, 1002u);
+    EXPECT_EQ(rec.accepted[0]->state, TcpState::kCloseWait);
+    EXPECT_TRUE(rec.peer_fin);
+    out.clear();
+    stack->shutdown(*rec.accepted[0], 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).flags, kAck | kFin);
+    EXPECT_EQ(rec.accepted[0]->state, TcpState::kLastAck);
+    stack->input(craft(1002, iss + 2, kAck), kIhl, 0);
+    EXPECT_EQ(rec.closed, 1);
+    EXPECT_EQ(stack->connections(), 0u);
+}
+
+TEST_F(TcpPacket, ActiveCloseGoesThroughTimeWait) {
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    stack->shutdown(c, 0);
+    EXPECT_EQ(c.state, TcpState::kFinWait1);
+    out.clear();
+    stack->input(craft(1001, iss + 2, kAck), kIhl, 0);
+    EXPECT_EQ(c.state, TcpState::kFinWait2);
+    stack->input(craft(1001, iss + 2, kAck | kFin), kIhl, 0);
+    EXPECT_EQ(c.state, TcpState::kTimeWait);
+    EXPECT_EQ(rec.closed, 1);  // the handler is done with it
+    EXPECT_EQ(stack->connections(), 1u);
+    stack->poll(61'000'000);
+    EXPECT_EQ(stack->connections(), 0u);
+}
+
+TEST_F(TcpPacket, SimultaneousCloseGoesThroughClosing) {
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    stack->shutdown(c, 0);
+    stack->input(craft(1001, iss + 1, kAck | kFin), kIhl, 0);  // FIN crosses ours
+    EXPECT_EQ(c.state, TcpState::kClosing);
+    stack->input(craft(1002, iss + 2, kAck), kIhl, 0);
+    EXPECT_EQ(c.state, TcpState::kTimeWait);
+}
+
+TEST_F(TcpPacket, UnansweredDataIsRetransmittedWithBackOff) {
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    out.clear();
+    ASSERT_EQ(stack->write(c, "ping", 4, 100'000), 4u);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).seq, iss + 1);
+    out.clear();
+    stack->poll(399'000);
+    EXPECT_TRUE(out.frames.empty());
+    stack->poll(401'000);  // RTO 300 ms after the write
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).seq, iss + 1);
+    EXPECT_EQ(out.seg(0).payload_len, 4u);
+    out.clear();
+    stack->poll(990'000);  // backed off to 600 ms
+    EXPECT_TRUE(out.frames.empty());
+    stack->poll(1'003'000);
+    EXPECT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(stack->counters().rto_expired, 2u);
+}
+
+TEST_F(TcpPacket, ThreeDuplicateAcksTriggerFastRetransmit) {
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    std::string data(5 * 1460, 'x');
+    stack->write(c, data.data(), static_cast<uint32_t>(data.size()), 0);
+    out.clear();
+    for (int i = 0; i < 3; ++i) stack->input(craft(1001, iss + 1, kAck), kIhl, 1000);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).seq, iss + 1);
+    EXPECT_EQ(stack->counters().fast_retransmits, 1u);
+}
+
+TEST_F(TcpPacket, ZeroWindowStopsDataAndProbes) {
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    stack->input(craft(1001, iss + 1, kAck, 0), kIhl, 0);  // window closes
+    out.clear();
+    stack->write(c, "blocked", 7, 0);
+    EXPECT_TRUE(out.frames.empty());
+    stack->poll(500'000);
+    ASSERT_EQ(out.frames.size(), 1u);  // a probe
+    EXPECT_EQ(out.seg(0).seq, iss);     // an old sequence number
+    out.clear();
+    stack->input(craft(1001, iss + 1, kAck, 65535), kIhl, 1'200'000);  // window opens
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).payload_len, 7u);
+}
+
+TEST_F(TcpPacket, PawsDropsAnOldTimestamp) {
+    const uint8_t syn_opts[12] = {1, 1, 8, 10, 0, 0, 0, 100, 0, 0, 0, 0};
+    stack->input(craft(1000, 0, kSyn, 65535, "", syn_opts, 12), kIhl, 0);
+    const Segment synack = out.seg(0);
+    out.clear();
+    const uint8_t ack_opts[12] = {1, 1, 8, 10, 0, 0, 0, 101, 0, 0, 0, 0};
+    stack->input(craft(1001, synack.seq + 1, kAck, 65535, "", ack_opts, 12), kIhl, 0);
+    ASSERT_EQ(rec.accepted.size(), 1u);
+    const uint8_t old_opts[12] = {1, 1, 8, 10, 0, 0, 0, 50, 0, 0, 0, 0};
+    stack->input(craft(1001, synack.seq + 1, kAck, 65535, "stale", old_opts, 12), kIhl, 0);
+    EXPECT_EQ(stack->counters().paws, 1u);
+    EXPECT_EQ(rec.received, "");
+}
+
+TEST_F(TcpPacket, BacklogFullAnswersWithSynCookieThatValidates) {
+    // Fill the backlog of 16 with half-open connections from other ports.
+    for (uint16_t p = 0; p < 16; ++p) {
+        OutSegment s;
+        s.tuple = FourTuple{kIpB, kIpA, static_cast<uint16_t>(41000 + p), 80};
+        s.seq = 100;
+        s.flags = kSyn;
+        stack->input(build_segment(EalEnvironment::pool(), Route{}, s), kIhl, 0);
+    }
+    out.clear();
+    stack->input(craft(1000, 0, kSyn), kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(stack->counters().syn_cookies_sent, 1u);
+    const Segment synack = out.seg(0);
+    const unsigned before = stack->connections();
+    stack->input(craft(1001, synack.seq + 1, kAck, 65535, "after cookie"), kIhl, 0);
+    EXPECT_EQ(stack->counters().syn_cookies_ok, 1u);
+    EXPECT_EQ(stack->connections(), before + 1);
+    ASSERT_FALSE(rec.accepted.empty());
+    EXPECT_EQ(rec.received, "after cookie");
+}
+
+TEST_F(TcpPacket, ForgedCookieAckGetsRst) {
+    stack->input(craft(1001, 0x12345678, kAck), kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).flags, kRst);
+    EXPECT_EQ(stack->counters().bad_cookie, 1u);
+}
+
+// ---------------------------------------------------------------------------
+// Two stacks over an impaired in-memory link.
+
+struct Impairment {
+    double loss = 0, duplicate = 0, reorder = 0;
+    uint64_t delay_us = 100;
+    uint64_t jitter_us = 0;
+};
+
+class Link : public Output {
+  public:
+    Link(std::mt19937& rng, const Impairment& imp) : rng_(rng), imp_(imp) {}
+    void send(rte_mbuf* m, uint32_t) override {
+        std::uniform_real_distribution<double> u(0, 1);
+        if (u(rng_) < imp_.loss) {
+            rte_pktmbuf_free(m);
+            return;
+        }
+        uint64_t at = now + imp_.delay_us;
+        if (imp_.jitter_us && u(rng_) < imp_.reorder) at += rng_() % imp_.jitter_us;
+        if (u(rng_) < imp_.duplicate) {
+            rte_mbuf* copy = rte_pktmbuf_copy(m, EalEnvironment::pool(), 0, UINT32_MAX);
+            if (copy) queue.push_back({at + 50, copy});
+        }
+        queue.push_back({at, m});
+    }
+    // Delivers what is due to TO.
+    bool deliver(Stack& to, uint64_t t) {
+        bool any = false;
+        for (size_t i = 0; i < queue.size();) {
+            if (queue[i].at <= t) {
+                rte_mbuf* m = queue[i].m;
+                queue.erase(queue.begin() + static_cast<long>(i));
+                to.input(m, kIhl, t);
+                any = true;
+            } else {
+                ++i;
+            }
+        }
+        return any;
+    }
+    ~Link() override {
+        for (auto& q : queue) rte_pktmbuf_free(q.m);
+    }
+    uint64_t now = 0;
+
+  private:
+    struct Item {
+        uint64_t at;
+        rte_mbuf* m;
+    };
+    std::deque<Item> queue;
+    std::mt19937& rng_;
+    Impairment imp_;
+};
+
+// Sends a buffer from one side and echoes it back through the other, then
+// closes both: the bytes arrive intact in both directions.
+struct TransferStats {
+    uint64_t retransmits = 0, ooo_held = 0, simulated_us = 0;
+};
+
+TransferStats transfer(const Impairment& imp, size_t bytes, uint32_t seed,
+                       config::CongestionControl cc = config::CongestionControl::kNewReno) {
+    TransferStats stats;
+    std::mt19937 rng(seed);
+    Link a_to_b(rng, imp), b_to_a(rng, imp);
+    TcpParams p = params();
+    p.congestion = cc;
+    Stack a(p, EalEnvironment::pool(), a_to_b, SipKey{3, 4}, rte_ether_addr{{2, 0, 0, 0, 0, 2}});
+    Stack b(p, EalEnvironment::pool(), b_to_a, SipKey{5, 6}, rte_ether_addr{{2, 0, 0, 0, 0, 1}});
+    Recorder client, server;
+    client.stack = &a;
+    server.stack = &b;
+    EXPECT_TRUE(b.listen(kIpB, 8080, &server, 16));
+    Connection* c = a.connect(FourTuple{kIpA, kIpB, 50000, 8080}, &client, 0);
+    EXPECT_NE(c, nullptr);
+    if (!c) return stats;
+
+    std::string data(bytes, '\0');
+    for (size_t i = 0; i < bytes; ++i) data[i] = static_cast<char>(rng() & 0xff);
+    size_t written = 0, echoed = 0;
+    bool client_closed = false, server_closed = false;
+    uint64_t t = 0;
+    const uint64_t deadline = 600'000'000;  // simulated
+    while (t < deadline) {
+        t += 100;
+        a_to_b.now = b_to_a.now = client.now = server.now = t;
+        a_to_b.deliver(b, t);
+        b_to_a.deliver(a, t);
+        a.poll(t);
+        b.poll(t);
+        if (c && c->state == TcpState::kEstablished && written < bytes) {
+            written += a.write(*c, data.data() + written,
+                               static_cast<uint32_t>(std::min<size_t>(bytes - written, 65536)), t);
+        }
+        if (written == bytes && !client_closed && c && c->state == TcpState::kEstablished) {
+            a.shutdown(*c, t);
+            client_closed = true;
+        }
+        // The server echoes what it got.
+        if (!server.accepted.empty()) {
+            Connection* s = server.accepted[0];
+            if (s->state != TcpState::kClosed && echoed < server.received.size()) {
+                echoed += b.write(*s, server.received.data() + echoed,
+                                  static_cast<uint32_t>(server.received.size() - echoed), t);
+            }
+            if (server.peer_fin && echoed == bytes && !server_closed) {
+                b.shutdown(*s, t);
+                server_closed = true;
+            }
+        }
+        if (client.closed && server.closed && a.connections() == 0 && b.connections() == 0) break;
+        if (client.closed && server.closed && t > 400'000'000) break;
+    }
+    EXPECT_EQ(server.received.size(), bytes);
+    EXPECT_TRUE(server.received == data) << "client to server bytes differ";
+    EXPECT_EQ(client.received.size(), bytes);
+    EXPECT_TRUE(client.received == data) << "server to client bytes differ";
+    EXPECT_EQ(client.closed, 1);
+    EXPECT_EQ(server.closed, 1);
+    EXPECT_EQ(b.connections(), 0u);
+    stats.retransmits = a.counters().retransmits + b.counters().retransmits;
+    stats.ooo_held = a.counters().ooo_held + b.counters().ooo_held;
+    stats.simulated_us = t;
+    return stats;
+}
+
+TEST(TcpLink, TransfersBothWaysOverACleanLink) {
+    TransferStats s = transfer({}, 1 << 20, 1);
+    EXPECT_EQ(s.retransmits, 0u);
+}
+
+TEST(TcpLink, TransfersWithLossReorderingDuplicationAndDelay) {
+    Impairment imp;
+    imp.loss = 0.02;
+    imp.duplicate = 0.02;
+    imp.reorder = 0.1;
+    imp.delay_us = 2000;
+    imp.jitter_us = 3000;
+    TransferStats s = transfer(imp, 256 * 1024, 7);
+    // The impairments really happened.
+    EXPECT_GT(s.retransmits, 0u);
+    EXPECT_GT(s.ooo_held, 0u);
+}
+
+TEST(TcpLink, CubicTransfersWithLoss) {
+    Impairment imp;
+    imp.loss = 0.01;
+    imp.delay_us = 5000;
+    TransferStats s = transfer(imp, 256 * 1024, 11, config::CongestionControl::kCubic);
+    EXPECT_GT(s.retransmits, 0u);
+}
+
+}  // namespace
+}  // namespace terminus::tcp
+
+int main(int argc, char** argv) {
+    ::testing::InitGoogleTest(&argc, argv);
+    ::testing::AddGlobalTestEnvironment(new terminus::testing::EalEnvironment);
+    return RUN_ALL_TESTS();
+}
