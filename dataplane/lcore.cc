@@ -7,6 +7,7 @@
 #include <rte_ethdev.h>
 
 #include "dataplane/net/packet.h"
+#include "dataplane/proxy/proxy.h"
 
 namespace terminus::dataplane {
 
@@ -31,6 +32,7 @@ bool tx_flush(Lcore& lc) {
             // The NIC's ring is full: drop what is left rather than stall
             // the loop; TCP retransmits.
             lc.counters.tx_dropped += q.count - sent;
+
             rte_pktmbuf_free_bulk(q.pkts.data() + sent, q.count - sent);
         }
         q.count = 0;
@@ -64,6 +66,46 @@ void handle_frame(Lcore& lc, unsigned port, rte_mbuf* m, bool from_core) {
             ++lc.counters.eth_unknown_type;
             rte_pktmbuf_free(m);
             return;
+    }
+}
+
+void LcoreOutput::send(rte_mbuf* m, uint32_t remote_ip) {
+    // The port whose subnet holds the address, else the first port with a
+    // gateway (one routing rule per port is all the dataplane has).
+    unsigned port = 0;
+    uint32_t next_hop = 0;
+    for (unsigned p = 0; p < lc_.n_ports; ++p) {
+        const PortInfo& pi = lc_.ports[p];
+        const uint32_t mask = pi.prefix_len ? ~uint32_t{0} << (32 - pi.prefix_len) : 0;
+        if ((remote_ip & mask) == (pi.ip & mask)) {
+            port = p;
+            next_hop = remote_ip;
+            break;
+        }
+        if (!next_hop && pi.gateway) {
+            port = p;
+            next_hop = pi.gateway;
+        }
+    }
+    if (!next_hop) next_hop = remote_ip;  // no gateway: try the link
+    const PortInfo& pi = lc_.ports[port];
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    eth->src_addr = pi.mac;
+    if (const rte_ether_addr* mac = lc_.arp.lookup(next_hop, rte_rdtsc())) {
+        eth->dst_addr = *mac;
+        tx_enqueue(lc_, port, m);
+        return;
+    }
+    switch (lc_.arp.enqueue(next_hop, m, rte_rdtsc())) {
+        case net::ArpTable::Queued::kSendRequest:
+            net::arp_request(lc_, port, next_hop);
+            break;
+        case net::ArpTable::Queued::kWaiting:
+            break;
+        case net::ArpTable::Queued::kFull:
+            ++lc_.counters.arp_queue_full;
+            rte_pktmbuf_free(m);
+            break;
     }
 }
 
@@ -115,8 +157,11 @@ int lcore_main(Lcore& lc, const volatile bool& stop) {
     uint64_t next_timer = rte_rdtsc() + timer_period;
     while (!stop) {
         const uint64_t start = rte_rdtsc();
+        lc.now_us = start / (lc.tsc_hz / 1'000'000);
+        if (lc.proxy) lc.proxy->set_now(lc.now_us);
         bool work = poll_rx(lc);
         work |= poll_rings(lc);
+        if (lc.tcp) work |= lc.tcp->poll(lc.now_us);
         if (start >= next_timer) {
             work |= net::arp_timer(lc, start);
             next_timer = start + timer_period;

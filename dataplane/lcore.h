@@ -13,6 +13,11 @@
 
 #include "dataplane/net/arp.h"
 #include "dataplane/net/counters.h"
+#include "dataplane/tcp/tcp.h"
+
+namespace terminus::dataplane::proxy {
+class Proxy;
+}
 
 namespace terminus::dataplane {
 
@@ -54,6 +59,20 @@ struct alignas(RTE_CACHE_LINE_SIZE) Lcore {
     std::array<TxQueue, kMaxPorts> tx{};
     net::ArpTable arp;
     net::NetCounters counters;
+    uint64_t now_us = 0;  // this loop iteration's clock
+    tcp::Stack* tcp = nullptr;
+    proxy::Proxy* proxy = nullptr;
+};
+
+// Sends frames of the TCP stack: resolves the next hop with ARP (queueing
+// the frame while it resolves) and hands them to the TX queue.
+class LcoreOutput final : public tcp::Output {
+  public:
+    explicit LcoreOutput(Lcore& lc) : lc_(lc) {}
+    void send(rte_mbuf* frame, uint32_t remote_ip) override;
+
+  private:
+    Lcore& lc_;
 };
 
 // Queues PKT for transmission on PORT; sends the burst when it is full.

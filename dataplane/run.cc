@@ -15,12 +15,16 @@
 #include <cstdarg>
 #include <cstdio>
 #include <memory>
+#include <algorithm>
 #include <string_view>
 
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
 #include "dataplane/lcore.h"
 #include "dataplane/net/packet.h"
+#include "dataplane/proxy/proxy.h"
+
+#include <sys/random.h>
 
 namespace terminus::dataplane {
 
@@ -47,7 +51,11 @@ std::string mac_string(const rte_ether_addr& a) {
 
 // Directives the dataplane implements today; everything else written in
 // the configuration is refused by name at start (never ignored).
-constexpr std::string_view kImplemented[] = {"dataplane", "port", "lcores", "mbufs", "eal_args"};
+constexpr std::string_view kImplemented[] = {
+    "dataplane", "port", "lcores", "mbufs", "eal_args", "max_connections", "syncookies",
+    "tcp_congestion", "stream", "upstream", "server", "listen", "proxy_pass", "least_conn",
+    "hash", "zone", "proxy_next_upstream", "proxy_next_upstream_tries",
+    "proxy_next_upstream_timeout", "proxy_buffer_size"};
 
 int setup_port(const config::PortConfig& pc, unsigned n_queues, rte_mempool* pool, PortInfo& out) {
     uint16_t port_id = 0;
@@ -140,14 +148,32 @@ int launch(void* arg) {
 
 std::vector<config::Diagnostic> unsupported_directives(const config::Config& cfg) {
     std::vector<config::Diagnostic> out;
+    auto refuse = [&](const config::Location& loc, const std::string& what) {
+        out.push_back(config::Diagnostic{config::Severity::kError, loc,
+                                         what + " is valid but the dataplane does not implement it "
+                                                "yet; remove it to start terminusd (terminusd -t "
+                                                "accepts it)"});
+    };
+    // Parameters of implemented directives that are not implemented.
+    for (const auto& s : cfg.servers) {
+        for (const auto& l : s.listen) {
+            if (l.ssl) refuse(l.loc, "\"listen ... ssl\"");
+            if (l.proxy_protocol) refuse(l.loc, "\"listen ... proxy_protocol\"");
+            if (l.so_keepalive.set) refuse(l.loc, "\"listen ... so_keepalive=\"");
+        }
+    }
+    for (const auto& u : cfg.upstreams) {
+        if (u.method == config::BalanceMethod::kHash && (u.hash_consistent || u.hash_key != "$remote_addr")) {
+            refuse(u.loc, "\"hash\" other than \"hash $remote_addr\"");
+        }
+        for (const auto& srv : u.servers) {
+            if (!srv.address) refuse(srv.loc, "an upstream server given by host name (" + srv.host + ")");
+        }
+    }
     for (const auto& w : cfg.written) {
         bool done = false;
         for (auto name : kImplemented) done |= w.name == name;
-        if (done) continue;
-        out.push_back(config::Diagnostic{
-            config::Severity::kError, w.loc,
-            "\"" + w.name + "\" is valid but the dataplane does not implement it yet; remove it "
-            "to start terminusd (terminusd -t accepts it)"});
+        if (!done) refuse(w.loc, "\"" + w.name + "\"");
     }
     return out;
 }
@@ -229,6 +255,44 @@ int run(const config::Config& cfg, const RunOptions& options) {
         n_cores, rte_get_main_lcore(), dp.mbufs, ports.size(), ports.size() == 1 ? "" : "s",
         n_cores * (n_cores - 1));
 
+    // TCP and the proxy on every core; one secret for ISNs and SYN cookies.
+    tcp::SipKey secret;
+    if (getrandom(&secret, sizeof secret, 0) != static_cast<ssize_t>(sizeof secret)) {
+        log("cannot read random bytes for the TCP secret");
+        rte_eal_cleanup();
+        return 1;
+    }
+    uint64_t buffer = 64 * 1024;
+    for (const auto& srv : cfg.servers) buffer = std::max(buffer, srv.settings.proxy_buffer_size);
+    tcp::TcpParams tp;
+    tp.mss = static_cast<uint16_t>(ports[0].mtu - 40);
+    tp.rcv_buf = tp.snd_buf = static_cast<uint32_t>(std::min<uint64_t>(buffer, 1u << 24));
+    tp.max_connections = std::max(64u, dp.max_connections / n_cores);
+    tp.syncookies = dp.syncookies;
+    tp.congestion = dp.tcp_congestion;
+    std::vector<std::unique_ptr<LcoreOutput>> outputs;
+    std::vector<std::unique_ptr<tcp::Stack>> stacks;
+    std::vector<std::unique_ptr<proxy::Proxy>> proxies;
+    for (unsigned i = 0; i < n_cores; ++i) {
+        outputs.push_back(std::make_unique<LcoreOutput>(lcores[i]));
+        stacks.push_back(std::make_unique<tcp::Stack>(tp, pool, *outputs.back(), secret, ports[0].mac));
+        proxies.push_back(std::make_unique<proxy::Proxy>(cfg, *stacks.back(), i, n_cores, ports[0].ip,
+                                                         tp.max_connections / 2));
+        proxies.back()->start();
+        lcores[i].tcp = stacks.back().get();
+        lcores[i].proxy = proxies.back().get();
+    }
+    log("TCP: MSS %u, %u-byte windows, %u connections per core, SYN cookies %s, %s",
+        tp.mss, tp.rcv_buf, tp.max_connections,
+        dp.syncookies == config::SynCookies::kOff ? "off" : dp.syncookies == config::SynCookies::kOn ? "when a backlog is full" : "always",
+        config::to_string(dp.tcp_congestion));
+    for (const auto& srv : cfg.servers) {
+        for (const auto& l : srv.listen) {
+            log("listening on %s:%u -> %s", l.address ? config::ipv4_to_string(l.address).c_str() : "*",
+                l.port, srv.proxy_pass.value.c_str());
+        }
+    }
+
     // Announce our addresses (gratuitous ARP, RFC 5227 2.4).
     for (unsigned p = 0; p < ports.size(); ++p) net::arp_request(lcores[0], p, ports[p].ip);
 
@@ -255,6 +319,30 @@ int run(const config::Config& cfg, const RunOptions& options) {
     if (total.name) log("  %-24s %12lu  %s", #name, static_cast<unsigned long>(total.name), help);
     TERMINUS_NET_COUNTERS(TERMINUS_X)
 #undef TERMINUS_X
+
+    tcp::TcpCounters tcp_total;
+    proxy::ProxyCounters proxy_total;
+    for (unsigned i = 0; i < n_cores; ++i) {
+#define TERMINUS_X(name, help) tcp_total.name += stacks[i]->counters().name;
+        TERMINUS_TCP_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+#define TERMINUS_X(name, help) proxy_total.name += proxies[i]->counters().name;
+        TERMINUS_PROXY_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+        proxy_total.sessions_active += proxies[i]->counters().sessions_active;
+    }
+#define TERMINUS_X(name, help) \
+    if (tcp_total.name) log("  tcp_%-20s %12lu  %s", #name, static_cast<unsigned long>(tcp_total.name), help);
+    TERMINUS_TCP_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+#define TERMINUS_X(name, help) \
+    if (proxy_total.name) log("  proxy_%-18s %12lu  %s", #name, static_cast<unsigned long>(proxy_total.name), help);
+    TERMINUS_PROXY_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+    log("  %-24s %12lu  %s", "proxy_sessions_active", static_cast<unsigned long>(proxy_total.sessions_active),
+        "sessions still open at exit");
+    proxies.clear();
+    stacks.clear();
 
     for (const auto& p : ports) {
         rte_eth_dev_stop(p.port_id);

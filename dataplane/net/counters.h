@@ -37,7 +37,7 @@ namespace terminus::dataplane::net {
     X(icmp_frag_needed, "ICMP fragmentation-needed messages received")            \
     X(icmp_other, "other ICMP messages (ignored)")                                \
     X(tcp_segments, "TCP segments received")                                      \
-    X(tcp_unhandled, "TCP segments dropped: the TCP stack is not built yet")      \
+    X(tcp_unhandled, "TCP segments dropped: no TCP stack on this core")           \
     X(loop_iterations, "poll loop iterations")                                    \
     X(loop_busy_iterations, "poll loop iterations that did work")                 \
     X(loop_cycles, "TSC cycles spent in the poll loop")                           \

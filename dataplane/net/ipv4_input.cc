@@ -4,6 +4,7 @@
 #include <rte_ether.h>
 #include <rte_ip.h>
 
+#include "dataplane/flow.h"
 #include "dataplane/lcore.h"
 #include "dataplane/net/packet.h"
 
@@ -53,10 +54,25 @@ void ipv4_input(Lcore& lc, unsigned port, rte_mbuf* m, bool from_core) {
         case IPPROTO_ICMP:
             icmp_input(lc, port, m, ihl);
             return;
-        case IPPROTO_TCP:
+        case IPPROTO_TCP: {
             if (broadcast) return drop(lc.counters.ip_not_for_us);
+            if (!lc.tcp) return drop(lc.counters.tcp_unhandled);
+            // The flow belongs to the core its addresses select; another
+            // core's flows go to it over their ring, as they arrived.
+            if (rte_pktmbuf_data_len(m) < kEth + ihl + 4) return drop(lc.counters.ip_bad_header);
+            const auto* ports = rte_pktmbuf_mtod_offset(m, const uint16_t*, kEth + ihl);
+            const tcp::FourTuple t{dst, rte_be_to_cpu_32(ip->src_addr), rte_be_to_cpu_16(ports[1]),
+                                   rte_be_to_cpu_16(ports[0])};
+            const unsigned owner = flow_owner(t, lc.n_cores);
+            if (owner != lc.index) {
+                if (rte_ring_sp_enqueue(lc.to[owner], m) != 0) return drop(lc.counters.handoff_full);
+                ++lc.counters.handoffs_out;
+                return;
+            }
             ++lc.counters.tcp_segments;
-            return drop(lc.counters.tcp_unhandled);
+            lc.tcp->input(m, ihl, lc.now_us);
+            return;
+        }
         default:
             return drop(lc.counters.ip_unknown_protocol);
     }

@@ -190,6 +190,9 @@ class Stack {
     // Copies up to LEN received bytes into DST; returns how many.
     uint32_t read(Connection& c, void* dst, uint32_t len, uint64_t now_us);
     uint32_t send_space(const Connection& c) const;
+    // Moves up to MAX received bytes of FROM into TO's send queue (what
+    // fits), consuming only what was moved; returns how many.
+    uint32_t forward(Connection& from, Connection& to, uint32_t max, uint64_t now_us);
     // Our side is done sending: a FIN follows the queued data.
     void shutdown(Connection& c, uint64_t now_us);
     // Resets the connection (RST) and forgets it; on_closed(kAborted).
@@ -225,6 +228,7 @@ class Stack {
     rte_mbuf* make(const Connection& c, uint32_t seq, uint8_t flags, const uint8_t* payload,
                    uint32_t len, uint64_t now_us, bool syn_options);
     uint16_t advertised_window(Connection& c);
+    uint16_t payload_limit(const Connection& c) const;
     void emit(Connection* c, rte_mbuf* m, uint32_t remote_ip);
 
     // tcp_timers.cc

@@ -18,6 +18,18 @@ uint8_t window_shift_for(uint32_t buf) {
 
 }  // namespace
 
+uint16_t Stack::payload_limit(const Connection& c) const {
+    // RFC 9293 3.7.1: the MSS counts no options, so the options of each
+    // segment come out of it.
+    uint32_t opts = c.ts_ok ? 12 : 0;
+    if (c.sack_ok && !c.ooo.empty()) {
+        SackBlock b[kMaxSackBlocks];
+        const unsigned n = c.ooo.sack_blocks(b, c.ts_ok ? 3 : 4);
+        opts += 4 + 8 * n;
+    }
+    return static_cast<uint16_t>(c.snd_mss > opts + 64 ? c.snd_mss - opts : 64);
+}
+
 uint16_t Stack::advertised_window(Connection& c) {
     const uint32_t free_space = params_.rcv_buf > c.rcvq.bytes ? params_.rcv_buf - c.rcvq.bytes : 0;
     uint32_t wnd = free_space;
@@ -158,7 +170,8 @@ bool Stack::send_data(Connection& c, uint64_t now_us) {
         const uint32_t unsent = c.sndq.bytes > in_flight ? c.sndq.bytes - in_flight : 0;
         const uint32_t wnd = std::min(c.snd_wnd, cwnd);
         const uint32_t room = wnd > in_flight ? wnd - in_flight : 0;
-        uint32_t len = std::min({unsent, room, static_cast<uint32_t>(c.snd_mss)});
+        const uint32_t limit = payload_limit(c);
+        uint32_t len = std::min({unsent, room, limit});
         // The FIN takes the sequence number after the last byte; it goes
         // with the segment that carries that byte (or alone).
         const uint32_t fin_seq = c.snd_una + c.sndq.bytes;
@@ -166,7 +179,7 @@ bool Stack::send_data(Connection& c, uint64_t now_us) {
         if (len == 0 && !fin_now) break;
         // Avoid silly window syndrome (RFC 9293 3.8.6.2.1): send a partial
         // segment only when it is all there is.
-        if (len < c.snd_mss && len < unsent) break;
+        if (len < limit && len < unsent) break;
         uint8_t buf[9216];
         if (len) bq_copy(c.sndq, in_flight, len, buf);
         uint8_t flags = kAck | (len ? kPsh : 0);
@@ -216,7 +229,7 @@ void Stack::retransmit_first(Connection& c, uint64_t now_us) {
         send_syn(c, true, now_us);
         return;
     }
-    const uint32_t len = std::min<uint32_t>(c.sndq.bytes, c.snd_mss);
+    const uint32_t len = std::min<uint32_t>(c.sndq.bytes, payload_limit(c));
     const bool fin = c.fin_sent && len == c.sndq.bytes;
     uint8_t buf[9216];
     if (len) bq_copy(c.sndq, 0, len, buf);

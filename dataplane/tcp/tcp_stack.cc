@@ -1,5 +1,6 @@
 // The connection table, listeners, and the calls the layers above make.
 #include <algorithm>
+#include <initializer_list>
 
 #include "dataplane/tcp/byte_queue.h"
 #include "dataplane/tcp/tcp.h"
@@ -211,6 +212,35 @@ uint32_t Stack::read(Connection& c, void* dst, uint32_t len, uint64_t now_us) {
         send_ack(c, now_us);
     }
     return len;
+}
+
+uint32_t Stack::forward(Connection& from, Connection& to, uint32_t max, uint64_t now_us) {
+    now_us_ = now_us;
+    if (to.fin_queued || (to.state != TcpState::kEstablished && to.state != TcpState::kCloseWait)) {
+        return 0;
+    }
+    uint32_t n = std::min({max, from.rcvq.bytes, send_space(to)});
+    uint32_t moved = 0;
+    uint8_t buf[4096];
+    while (moved < n) {
+        const uint32_t chunk = std::min<uint32_t>(n - moved, sizeof buf);
+        bq_copy(from.rcvq, moved, chunk, buf);
+        const uint32_t w = bq_write(to.sndq, pool_, buf, chunk);
+        moved += w;
+        if (w < chunk) break;  // the pool is empty: keep the rest for later
+    }
+    if (moved) {
+        // Consuming through read() keeps the window arithmetic in one place.
+        bq_consume(from.rcvq, moved);
+        const uint32_t old_adv = seq_gt(from.rcv_adv, from.rcv_nxt) ? from.rcv_adv - from.rcv_nxt : 0;
+        const uint32_t now_free = params_.rcv_buf - from.rcvq.bytes;
+        if (old_adv < std::min<uint32_t>(params_.rcv_buf / 4, 4u * params_.mss) &&
+            now_free >= old_adv + std::min<uint32_t>(params_.rcv_buf / 2, params_.mss)) {
+            send_ack(from, now_us);
+        }
+        send_data(to, now_us);
+    }
+    return moved;
 }
 
 void Stack::shutdown(Connection& c, uint64_t now_us) {

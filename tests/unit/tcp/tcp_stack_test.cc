@@ -434,6 +434,12 @@ class Link : public Output {
   public:
     Link(std::mt19937& rng, const Impairment& imp) : rng_(rng), imp_(imp) {}
     void send(rte_mbuf* m, uint32_t) override {
+        // An Ethernet link with a 1500-byte MTU: larger frames never arrive.
+        if (rte_pktmbuf_pkt_len(m) > 1514) {
+            ++oversized;
+            rte_pktmbuf_free(m);
+            return;
+        }
         std::uniform_real_distribution<double> u(0, 1);
         if (u(rng_) < imp_.loss) {
             rte_pktmbuf_free(m);
@@ -466,6 +472,7 @@ class Link : public Output {
         for (auto& q : queue) rte_pktmbuf_free(q.m);
     }
     uint64_t now = 0;
+    uint64_t oversized = 0;
 
   private:
     struct Item {
@@ -543,6 +550,7 @@ TransferStats transfer(const Impairment& imp, size_t bytes, uint32_t seed,
     EXPECT_EQ(client.closed, 1);
     EXPECT_EQ(server.closed, 1);
     EXPECT_EQ(b.connections(), 0u);
+    EXPECT_EQ(a_to_b.oversized + b_to_a.oversized, 0u) << "segments larger than the MTU";
     stats.retransmits = a.counters().retransmits + b.counters().retransmits;
     stats.ooo_held = a.counters().ooo_held + b.counters().ooo_held;
     stats.simulated_us = t;

@@ -1,0 +1,105 @@
+// The stream proxy of one core: accepts connections for each server{}
+// whose listen it serves, picks an upstream server, connects from this
+// core, and relays both directions with backpressure (data stays in the
+// TCP queues, so a slow side closes the other side's window). Private to
+// dataplane/.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "config/config.h"
+#include "dataplane/proxy/balancer.h"
+#include "dataplane/tcp/tcp.h"
+
+namespace terminus::dataplane::proxy {
+
+#define TERMINUS_PROXY_COUNTERS(X)                                              \
+    X(accepts, "client connections accepted")                                   \
+    X(sessions_refused, "client connections refused: no free session")          \
+    X(upstream_connects, "connections opened to upstream servers")              \
+    X(upstream_failures, "upstream connections refused or timed out")           \
+    X(next_upstream, "retries on the next upstream server")                     \
+    X(no_live_upstream, "sessions closed because no upstream server answered")  \
+    X(no_local_port, "upstream connects without a free local port")             \
+    X(bytes_to_upstream, "bytes relayed from clients to upstreams")             \
+    X(bytes_to_client, "bytes relayed from upstreams to clients")               \
+    X(resets_propagated, "resets passed from one side to the other")
+
+struct ProxyCounters {
+#define TERMINUS_X(name, help) uint64_t name = 0;
+    TERMINUS_PROXY_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+    uint64_t sessions_active = 0;  // gauge
+};
+
+class Proxy;
+
+// A listening server{}.
+class ServerListener final : public tcp::Listener {
+  public:
+    ServerListener(Proxy& p, const config::Server& s, Balancer b) : proxy(p), server(s), balancer(std::move(b)) {}
+    tcp::Handler* accept(tcp::Connection& c) override;
+
+    Proxy& proxy;
+    const config::Server& server;
+    Balancer balancer;
+};
+
+struct Session final : tcp::Handler {
+    Proxy* proxy = nullptr;
+    ServerListener* listener = nullptr;
+    tcp::Connection* client = nullptr;
+    tcp::Connection* upstream = nullptr;
+    int peer = -1;
+    uint64_t tried = 0;
+    uint32_t tries = 0;
+    uint64_t first_try_us = 0;
+    bool upstream_up = false;
+    bool in_use = false;
+    uint32_t next_free = 0;
+
+    void on_established(tcp::Connection& c) override;
+    void on_readable(tcp::Connection& c) override;
+    void on_writable(tcp::Connection& c) override;
+    void on_closed(tcp::Connection& c, tcp::CloseReason why) override;
+};
+
+class Proxy {
+  public:
+    Proxy(const config::Config& cfg, tcp::Stack& stack, unsigned core, unsigned n_cores,
+          uint32_t local_ip, unsigned max_sessions);
+
+    // Registers a listener for every server{} this dataplane serves.
+    void start();
+    void set_now(uint64_t now_us) { now_us_ = now_us; }
+
+    const ProxyCounters& counters() const { return counters_; }
+
+  private:
+    friend struct Session;
+    friend class ServerListener;
+
+    Session* alloc_session();
+    void free_session(Session& s);
+    void connect_upstream(Session& s);
+    void relay(Session& s, tcp::Connection& from, tcp::Connection& to);
+    void finish_if_done(Session& s);
+    uint16_t pick_local_port(uint32_t remote_ip, uint16_t remote_port);
+
+    const config::Config& cfg_;
+    tcp::Stack& stack_;
+    unsigned core_;
+    unsigned n_cores_;
+    uint32_t local_ip_;
+    uint64_t now_us_ = 0;
+    std::vector<std::unique_ptr<ServerListener>> listeners_;
+    std::unique_ptr<Session[]> sessions_;
+    unsigned n_sessions_;
+    uint32_t free_head_;
+    uint16_t next_port_ = 32768;
+    ProxyCounters counters_;
+};
+
+}  // namespace terminus::dataplane::proxy
