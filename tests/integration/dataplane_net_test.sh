@@ -102,7 +102,7 @@ stream {
 CONF
 out=$("$terminusd" -c "$work/stream.conf" -n "net$id" 2>&1)
 rc=$?
-if [ $rc -eq 1 ] && grep -q 'stream.conf:4:43: error: "ssl_preread" is valid but the dataplane does not implement it yet' <<<"$out"; then
+if [ $rc -eq 1 ] && grep -q 'stream.conf:4:39: error: "ssl_preread" is valid but the dataplane does not implement it yet' <<<"$out"; then
     ok "a directive not implemented yet is refused by name at start"
 else
     not_ok "a directive not implemented yet is refused by name at start (rc $rc)" "$out"
