@@ -133,6 +133,9 @@ struct Connection {
     ByteQueue sndq;          // bytes from snd_una on
     bool fin_queued = false;  // the application closed its side
     bool fin_sent = false;
+    // Closed normally while received bytes wait to be read: the handler
+    // hears of the close once it has read them.
+    bool close_deferred = false;
     uint32_t fin_seq = 0;     // our FIN's sequence number, once sent
     // Receive sequence variables.
     uint32_t irs = 0, rcv_nxt = 0, rcv_wnd = 0, rcv_adv = 0;
@@ -230,6 +233,12 @@ class Stack {
     uint16_t advertised_window(Connection& c);
     uint16_t payload_limit(const Connection& c) const;
     void emit(Connection* c, rte_mbuf* m, uint32_t remote_ip);
+
+    // A normal close (LAST-ACK done, or TIME-WAIT reached): tells the
+    // handler now, or once it has read what is queued.
+    void close_normally(Connection& c);
+    void drained(Connection& c);
+    std::vector<uint32_t> drained_;  // closes to finish in poll()
 
     // tcp_timers.cc
     void arm(Connection& c, TcpTimer t, uint64_t us);

@@ -365,12 +365,8 @@ void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64
     // Eighth: FIN, once everything before it arrived.
     if ((s.flags & kFin) && s.seq + s.payload_len == c.rcv_nxt && !c.fin_received) process_fin(c, now_us);
     if (c.state == TcpState::kClosed) return;
-    if (c.state == TcpState::kTimeWait && c.handler) {
-        // Both sides are done: the handler is through with C, which waits
-        // out 2 MSL on its own.
-        Handler* h = c.handler;
-        c.handler = nullptr;
-        h->on_closed(c, CloseReason::kClosed);
+    if (c.state == TcpState::kTimeWait && c.handler && !c.close_deferred) {
+        close_normally(c);
         if (c.state == TcpState::kClosed) return;
     }
     if (c.ack_now) {
@@ -442,7 +438,7 @@ void Stack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
                 break;
             case TcpState::kLastAck:
                 if (our_fin_acked) {
-                    destroy(c, CloseReason::kClosed, true);
+                    close_normally(c);
                     return;
                 }
                 break;

@@ -49,6 +49,7 @@ Stack::Stack(const TcpParams& params, rte_mempool* pool, Output& out, const SipK
       wheel_(params.max_connections * kNumTcpTimers, params.tick_us),
       conns_(new Connection[params.max_connections]) {
     free_.reserve(params.max_connections);
+    drained_.reserve(params.max_connections);
     for (uint32_t i = params.max_connections; i-- > 0;) free_.push_back(i);
     const uint32_t slots = next_pow2(params.max_connections * 2);
     table_.assign(slots, -1);
@@ -111,6 +112,7 @@ void Stack::destroy(Connection& c, CloseReason why, bool notify) {
     }
     Handler* h = c.handler;
     c.handler = nullptr;
+    c.close_deferred = false;
     if (notify && h) h->on_closed(c, why);
     bq_clear(c.sndq);
     bq_clear(c.rcvq);
@@ -199,6 +201,7 @@ uint32_t Stack::read(Connection& c, void* dst, uint32_t len, uint64_t now_us) {
     if (len == 0) return 0;
     bq_copy(c.rcvq, 0, len, dst);
     bq_consume(c.rcvq, len);
+    drained(c);
     // Reading may open the window enough to tell the peer (RFC 9293
     // 3.8.6.2.2: when it grows by a segment or half the buffer).
     // RFC 1122 4.2.3.3: update the peer when the window grows by
@@ -230,8 +233,8 @@ uint32_t Stack::forward(Connection& from, Connection& to, uint32_t max, uint64_t
         if (w < chunk) break;  // the pool is empty: keep the rest for later
     }
     if (moved) {
-        // Consuming through read() keeps the window arithmetic in one place.
         bq_consume(from.rcvq, moved);
+        drained(from);
         const uint32_t old_adv = seq_gt(from.rcv_adv, from.rcv_nxt) ? from.rcv_adv - from.rcv_nxt : 0;
         const uint32_t now_free = params_.rcv_buf - from.rcvq.bytes;
         if (old_adv < std::min<uint32_t>(params_.rcv_buf / 4, 4u * params_.mss) &&
@@ -263,6 +266,28 @@ void Stack::shutdown(Connection& c, uint64_t now_us) {
             return;
     }
     send_data(c, now_us);
+}
+
+void Stack::close_normally(Connection& c) {
+    if (c.rcvq.bytes > 0 && c.handler) {
+        c.close_deferred = true;
+        return;
+    }
+    if (c.state == TcpState::kTimeWait) {
+        // The handler is through with C, which waits out 2 MSL alone.
+        Handler* h = c.handler;
+        c.handler = nullptr;
+        if (h) h->on_closed(c, CloseReason::kClosed);
+        return;
+    }
+    destroy(c, CloseReason::kClosed, true);
+}
+
+void Stack::drained(Connection& c) {
+    if (c.close_deferred && c.rcvq.bytes == 0) {
+        c.close_deferred = false;
+        drained_.push_back(c.index);  // finished in poll(), outside the caller's callback
+    }
 }
 
 void Stack::abort(Connection& c) {

@@ -29,8 +29,13 @@ void Stack::disarm(Connection& c, TcpTimer t) {
 
 bool Stack::poll(uint64_t now_us) {
     now_us_ = now_us;
+    bool any = !drained_.empty();
+    for (size_t i = 0; i < drained_.size(); ++i) {
+        Connection& c = conns_[drained_[i]];
+        if (c.state == TcpState::kLastAck || c.state == TcpState::kTimeWait) close_normally(c);
+    }
+    drained_.clear();
     ExpiredTimer expired[64];
-    bool any = false;
     for (;;) {
         const uint32_t n = wheel_.advance(now_us / params_.tick_us, expired, 64);
         for (uint32_t i = 0; i < n; ++i) {

@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Backends for the lab: echo servers on ADDR:PORT... (each connection's
+bytes come back; a FIN from the client is answered with a FIN once
+everything is echoed). Usage: lab_backend.py ADDR PORT [PORT...]"""
+import socket
+import sys
+import threading
+
+
+def handle(c):
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            c.sendall(d)
+        c.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    finally:
+        c.close()
+
+
+def serve(addr, port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    s.listen(1024)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+
+def main():
+    addr = sys.argv[1]
+    for p in sys.argv[2:]:
+        threading.Thread(target=serve, args=(addr, int(p)), daemon=True).start()
+    print("ready", flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

