@@ -290,6 +290,12 @@ void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64
             send_ack(c, now_us);
             return;
         }
+        if (c.state == TcpState::kTimeWait) {
+            // RFC 1337: a RST does not cut TIME-WAIT short (here it would
+            // also throw away bytes the handler has still to read).
+            ++counters_.rst_out_of_window;
+            return;
+        }
         ++counters_.resets_received;
         destroy(c, CloseReason::kReset, true);
         return;

@@ -209,7 +209,10 @@ uint32_t Stack::read(Connection& c, void* dst, uint32_t len, uint64_t now_us) {
     // hold it back.
     const uint32_t old_adv = seq_gt(c.rcv_adv, c.rcv_nxt) ? c.rcv_adv - c.rcv_nxt : 0;
     const uint32_t now_free = params_.rcv_buf - c.rcvq.bytes;
-    if (old_adv < std::min<uint32_t>(params_.rcv_buf / 4, 4u * params_.mss) &&
+    // Not once the peer has finished: it sends nothing more, and may have
+    // closed its socket (it would answer with a RST).
+    if (!c.fin_received &&
+        old_adv < std::min<uint32_t>(params_.rcv_buf / 4, 4u * params_.mss) &&
         now_free >= old_adv + std::min<uint32_t>(params_.rcv_buf / 2, params_.mss) &&
         c.state != TcpState::kClosed) {
         send_ack(c, now_us);
@@ -237,7 +240,8 @@ uint32_t Stack::forward(Connection& from, Connection& to, uint32_t max, uint64_t
         drained(from);
         const uint32_t old_adv = seq_gt(from.rcv_adv, from.rcv_nxt) ? from.rcv_adv - from.rcv_nxt : 0;
         const uint32_t now_free = params_.rcv_buf - from.rcvq.bytes;
-        if (old_adv < std::min<uint32_t>(params_.rcv_buf / 4, 4u * params_.mss) &&
+        if (!from.fin_received &&
+            old_adv < std::min<uint32_t>(params_.rcv_buf / 4, 4u * params_.mss) &&
             now_free >= old_adv + std::min<uint32_t>(params_.rcv_buf / 2, params_.mss)) {
             send_ack(from, now_us);
         }

@@ -101,12 +101,7 @@ check "with every upstream down the client is closed at once" client refused 198
 in_ns nft add table netdev tmloss
 in_ns nft add chain netdev tmloss in "{ type filter hook ingress device $iface priority 0; }"
 in_ns nft add rule netdev tmloss in numgen random mod 100 '<' 1 counter drop
-# Known bug (issue #4 note): under loss a few sessions end in resets
-# (PAWS drops of reordered segments and RSTs from the kernel peer); until
-# it is fixed this check is reported as TODO, not hidden.
-out=$(client echo 198.18.0.2 80 64 262144 16 2>&1)
-if [ $? -eq 0 ]; then ok "64 parallel connections survive 1% loss, SHA-256 verified ($(tail -1 <<<"$out"))"
-else n=$((n + 1)); echo "not ok $n - 64 parallel connections survive 1% loss # TODO sessions reset under loss: $(tail -1 <<<"$out")"; fi
+check "64 parallel connections survive 1% loss, SHA-256 verified" client echo 198.18.0.2 80 64 262144 16
 dropped=$(in_ns nft list chain netdev tmloss in | sed -n 's/.*packets \([0-9]*\).*/\1/p')
 [ "${dropped:-0}" -gt 0 ] && ok "nftables dropped $dropped frames on the way" || not_ok "nftables dropped frames" "$(in_ns nft list ruleset)"
 in_ns nft delete table netdev tmloss

@@ -318,6 +318,35 @@ TEST_F(TcpPacket, ActiveCloseGoesThroughTimeWait) {
     EXPECT_EQ(stack->connections(), 0u);
 }
 
+TEST_F(TcpPacket, RstDoesNotEndTimeWait) {
+    // RFC 1337: TIME-WAIT assassination.
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    stack->shutdown(c, 0);
+    stack->input(craft(1001, iss + 2, kAck), kIhl, 0);
+    stack->input(craft(1001, iss + 2, kAck | kFin), kIhl, 0);
+    ASSERT_EQ(c.state, TcpState::kTimeWait);
+    stack->input(craft(1002, 0, kRst), kIhl, 0);
+    EXPECT_EQ(c.state, TcpState::kTimeWait);
+    EXPECT_EQ(stack->connections(), 1u);
+}
+
+TEST_F(TcpPacket, UnreadBytesSurviveTheClose) {
+    // The peer sends its last bytes and FIN while the handler does not
+    // read: the close is reported only once the bytes are read.
+    rec.read_eagerly = false;
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    stack->shutdown(c, 0);
+    stack->input(craft(1001, iss + 2, kAck | kFin, 65535, "tail"), kIhl, 0);
+    ASSERT_EQ(c.state, TcpState::kTimeWait);
+    EXPECT_EQ(rec.closed, 0);
+    rec.drain(c);
+    EXPECT_EQ(rec.received, "tail");
+    stack->poll(1000);
+    EXPECT_EQ(rec.closed, 1);
+}
+
 TEST_F(TcpPacket, SimultaneousCloseGoesThroughClosing) {
     const uint32_t iss = handshake();
     Connection& c = *rec.accepted[0];
