@@ -152,29 +152,48 @@ bool poll_rings(Lcore& lc) {
 
 }  // namespace
 
-int lcore_main(Lcore& lc, const volatile bool& stop) {
+namespace {
+
+// One iteration of the loop; returns whether it did work.
+bool run_once(Lcore& lc, uint64_t& next_timer, uint64_t timer_period) {
+    const uint64_t start = rte_rdtsc();
+    lc.now_us = start / (lc.tsc_hz / 1'000'000);
+    if (lc.proxy) lc.proxy->set_now(lc.now_us);
+    bool work = poll_rx(lc);
+    work |= poll_rings(lc);
+    if (lc.tcp) work |= lc.tcp->poll(lc.now_us);
+    if (start >= next_timer) {
+        work |= net::arp_timer(lc, start);
+        next_timer = start + timer_period;
+    }
+    work |= tx_flush(lc);
+    const uint64_t end = rte_rdtsc();
+    ++lc.counters.loop_iterations;
+    lc.counters.loop_cycles += end - start;
+    if (work) {
+        ++lc.counters.loop_busy_iterations;
+        lc.counters.loop_busy_cycles += end - start;
+    }
+    return work;
+}
+
+}  // namespace
+
+int lcore_main(Lcore& lc, const volatile bool& stop, uint64_t drain_us) {
     const uint64_t timer_period = lc.tsc_hz / 10;  // ARP housekeeping, 10/s
     uint64_t next_timer = rte_rdtsc() + timer_period;
-    while (!stop) {
-        const uint64_t start = rte_rdtsc();
-        lc.now_us = start / (lc.tsc_hz / 1'000'000);
-        if (lc.proxy) lc.proxy->set_now(lc.now_us);
-        bool work = poll_rx(lc);
-        work |= poll_rings(lc);
-        if (lc.tcp) work |= lc.tcp->poll(lc.now_us);
-        if (start >= next_timer) {
-            work |= net::arp_timer(lc, start);
-            next_timer = start + timer_period;
-        }
-        work |= tx_flush(lc);
-        const uint64_t end = rte_rdtsc();
-        ++lc.counters.loop_iterations;
-        lc.counters.loop_cycles += end - start;
-        if (work) {
-            ++lc.counters.loop_busy_iterations;
-            lc.counters.loop_busy_cycles += end - start;
-        }
+    while (!stop) run_once(lc, next_timer, timer_period);
+    if (!lc.proxy) return 0;
+    // Graceful shutdown: no new connections, established ones may finish.
+    lc.proxy->stop_accepting();
+    const uint64_t deadline = lc.now_us + drain_us;
+    while (lc.proxy->counters().sessions_active > 0 && lc.now_us < deadline) {
+        run_once(lc, next_timer, timer_period);
     }
+    lc.proxy->abort_all();
+    // Let the resets leave.
+    const uint64_t flush_until = lc.now_us + 50'000;
+    while (lc.now_us < flush_until) run_once(lc, next_timer, timer_period);
     return 0;
 }
 

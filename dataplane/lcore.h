@@ -84,7 +84,9 @@ bool tx_flush(Lcore& lc);
 // handed over (they were counted there).
 void handle_frame(Lcore& lc, unsigned port, rte_mbuf* m, bool from_core);
 
-// The poll loop of one lcore; returns when STOP becomes true.
-int lcore_main(Lcore& lc, const volatile bool& stop);
+// The poll loop of one lcore. When STOP becomes true it stops accepting,
+// lets established sessions finish for DRAIN_US, resets what is left, and
+// returns.
+int lcore_main(Lcore& lc, const volatile bool& stop, uint64_t drain_us);
 
 }  // namespace terminus::dataplane

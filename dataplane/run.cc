@@ -140,8 +140,11 @@ int setup_port(const config::PortConfig& pc, unsigned n_queues, rte_mempool* poo
     return 0;
 }
 
+// How long SIGTERM lets established sessions finish before resetting them.
+constexpr uint64_t kDrainUs = 10'000'000;
+
 int launch(void* arg) {
-    return lcore_main(*static_cast<Lcore*>(arg), g_stop);
+    return lcore_main(*static_cast<Lcore*>(arg), g_stop, kDrainUs);
 }
 
 }  // namespace
@@ -304,10 +307,11 @@ int run(const config::Config& cfg, const RunOptions& options) {
     for (unsigned i = 1; i < n_cores; ++i) {
         rte_eal_remote_launch(launch, &lcores[i], lcores[i].lcore_id);
     }
-    log("running");
+    log("running; SIGTERM drains established sessions for %lu s", static_cast<unsigned long>(kDrainUs / 1'000'000));
     launch(&lcores[0]);
     rte_eal_mp_wait_lcore();
-    log("stopping");
+    log("stopped: new connections refused, established ones given %lu s to finish, the rest reset",
+        static_cast<unsigned long>(kDrainUs / 1'000'000));
 
     net::NetCounters total;
     for (unsigned i = 0; i < n_cores; ++i) {

@@ -60,7 +60,22 @@ void Proxy::free_session(Session& s) {
     --counters_.sessions_active;
 }
 
+void Proxy::stop_accepting() {
+    stopping_ = true;
+    stack_.close_listeners();
+}
+
+void Proxy::abort_all() {
+    for (unsigned i = 0; i < n_sessions_; ++i) {
+        Session& s = sessions_[i];
+        if (!s.in_use) continue;
+        if (s.client) stack_.abort(*s.client);
+        if (s.in_use && s.upstream) stack_.abort(*s.upstream);
+    }
+}
+
 tcp::Handler* ServerListener::accept(tcp::Connection& c) {
+    if (proxy.stopping_) return nullptr;  // a handshake that was under way
     Session* s = proxy.alloc_session();
     if (!s) {
         ++proxy.counters_.sessions_refused;

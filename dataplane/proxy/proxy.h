@@ -74,6 +74,10 @@ class Proxy {
     // Registers a listener for every server{} this dataplane serves.
     void start();
     void set_now(uint64_t now_us) { now_us_ = now_us; }
+    // Graceful shutdown: accept nothing more...
+    void stop_accepting();
+    // ...and, when the drain time is over, reset what is left.
+    void abort_all();
 
     const ProxyCounters& counters() const { return counters_; }
 
@@ -99,6 +103,7 @@ class Proxy {
     unsigned n_sessions_;
     uint32_t free_head_;
     uint16_t next_port_ = 32768;
+    bool stopping_ = false;
     ProxyCounters counters_;
 };
 

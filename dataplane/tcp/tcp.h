@@ -185,6 +185,8 @@ class Stack {
 
     // Listens on IP:PORT (IP 0: every address).
     bool listen(uint32_t ip, uint16_t port, Listener* l, unsigned backlog);
+    // Stops accepting: new SYNs are answered with RST, as for a closed port.
+    void close_listeners() { listening_ = false; }
     // Opens a connection; null when out of connections.
     Connection* connect(const FourTuple& t, Handler* h, uint64_t now_us);
 
@@ -269,6 +271,7 @@ class Stack {
         unsigned pending;  // connections in SYN-RECEIVED
     };
     std::vector<ListenEntry> listeners_;
+    bool listening_ = true;
     ListenEntry* find_listener(uint32_t ip, uint16_t port);
 
     TcpCounters counters_;

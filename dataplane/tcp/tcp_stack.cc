@@ -146,6 +146,7 @@ void Stack::set_state(Connection& c, TcpState s) {
 }
 
 Stack::ListenEntry* Stack::find_listener(uint32_t ip, uint16_t port) {
+    if (!listening_) return nullptr;
     ListenEntry* wildcard = nullptr;
     for (auto& l : listeners_) {
         if (l.port != port) continue;

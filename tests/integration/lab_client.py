@@ -72,6 +72,25 @@ def main():
             t.join()
         print("%d/%d connections verified in %.1fs %s" % (ok, conns, time.time() - start, failures[:3]))
         sys.exit(0 if ok == conns else 1)
+    if mode == "slow":
+        # Sends half, waits PAUSE seconds (the test stops terminusd then),
+        # sends the rest; every byte must still come back.
+        addr, port, pause = sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+        data = os.urandom(100000)
+        s = socket.create_connection((addr, port), timeout=30)
+        s.sendall(data[:50000])
+        print("connected", flush=True)
+        time.sleep(pause)
+        s.sendall(data[50000:])
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        print("slow connection %s" % ("verified" if got == data else "BROKEN %d" % len(got)))
+        sys.exit(0 if got == data else 1)
     if mode == "refused":
         addr, port = sys.argv[2], int(sys.argv[3])
         start = time.time()

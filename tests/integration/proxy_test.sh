@@ -106,12 +106,20 @@ dropped=$(in_ns nft list chain netdev tmloss in | sed -n 's/.*packets \([0-9]*\)
 [ "${dropped:-0}" -gt 0 ] && ok "nftables dropped $dropped frames on the way" || not_ok "nftables dropped frames" "$(in_ns nft list ruleset)"
 in_ns nft delete table netdev tmloss
 
+# Graceful shutdown: an established session finishes, a new one is refused.
+in_ns timeout 60 python3 "$here/lab_client.py" slow 198.18.0.2 80 2 >"$work/slow.log" 2>&1 &
+slow=$!
+wait_for 10 grep -q connected "$work/slow.log"
 kill -TERM "$pid"
+sleep 0.3
+check "during the drain a new connection is refused" client refused 198.18.0.2 80
+if wait "$slow"; then ok "an established session finishes during the drain ($(tail -1 "$work/slow.log"))"
+else not_ok "an established session finishes during the drain" "$(cat "$work/slow.log")"; fi
 if wait_for 15 bash -c "! kill -0 $pid"; then
-    wait "$pid"; pid=
-    ok "SIGTERM stops terminusd"
+    wait "$pid"; rc=$?; pid=
+    [ "$rc" -eq 0 ] && ok "SIGTERM stops terminusd once drained" || not_ok "SIGTERM stops terminusd (status $rc)"
 else
-    not_ok "SIGTERM stops terminusd"
+    not_ok "SIGTERM stops terminusd within 15 s"
 fi
 counter() { sed -n "s/^terminusd:  *$1  *\([0-9]*\) .*/\1/p" "$work/log"; }
 active=$(counter proxy_sessions_active)
