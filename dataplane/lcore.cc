@@ -6,6 +6,8 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 
+#include <cstdio>
+
 #include "dataplane/net/packet.h"
 #include "dataplane/proxy/proxy.h"
 
@@ -179,16 +181,24 @@ bool run_once(Lcore& lc, uint64_t& next_timer, uint64_t timer_period) {
 
 }  // namespace
 
-int lcore_main(Lcore& lc, const volatile bool& stop, uint64_t drain_us) {
+int lcore_main(Lcore& lc, const volatile bool& stop, uint64_t drain_us,
+               std::atomic<unsigned>& draining) {
     const uint64_t timer_period = lc.tsc_hz / 10;  // ARP housekeeping, 10/s
     uint64_t next_timer = rte_rdtsc() + timer_period;
     while (!stop) run_once(lc, next_timer, timer_period);
     if (!lc.proxy) return 0;
     // Graceful shutdown: no new connections, established ones may finish.
     lc.proxy->stop_accepting();
+    draining.fetch_add(1);
     const uint64_t deadline = lc.now_us + drain_us;
-    while (lc.proxy->counters().sessions_active > 0 && lc.now_us < deadline) {
+    bool told = false;
+    while ((lc.proxy->counters().sessions_active > 0 || (lc.index == 0 && !told)) &&
+           lc.now_us < deadline) {
         run_once(lc, next_timer, timer_period);
+        if (lc.index == 0 && !told && draining.load() == lc.n_cores) {
+            std::fprintf(stderr, "terminusd: draining: new connections are refused on every core\n");
+            told = true;
+        }
     }
     lc.proxy->abort_all();
     // Let the resets leave.

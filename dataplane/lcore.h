@@ -9,6 +9,7 @@
 #include <rte_ring.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 
 #include "dataplane/net/arp.h"
@@ -87,6 +88,9 @@ void handle_frame(Lcore& lc, unsigned port, rte_mbuf* m, bool from_core);
 // The poll loop of one lcore. When STOP becomes true it stops accepting,
 // lets established sessions finish for DRAIN_US, resets what is left, and
 // returns.
-int lcore_main(Lcore& lc, const volatile bool& stop, uint64_t drain_us);
+// DRAINING counts the cores that stopped accepting; the main core logs
+// once all have, which is when a new connection is sure to be refused.
+int lcore_main(Lcore& lc, const volatile bool& stop, uint64_t drain_us,
+               std::atomic<unsigned>& draining);
 
 }  // namespace terminus::dataplane

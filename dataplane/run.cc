@@ -11,6 +11,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdarg>
 #include <cstdio>
@@ -31,6 +32,7 @@ namespace terminus::dataplane {
 namespace {
 
 volatile bool g_stop = false;
+std::atomic<unsigned> g_draining{0};
 
 extern "C" void on_stop_signal(int) { g_stop = true; }
 
@@ -144,7 +146,7 @@ int setup_port(const config::PortConfig& pc, unsigned n_queues, rte_mempool* poo
 constexpr uint64_t kDrainUs = 10'000'000;
 
 int launch(void* arg) {
-    return lcore_main(*static_cast<Lcore*>(arg), g_stop, kDrainUs);
+    return lcore_main(*static_cast<Lcore*>(arg), g_stop, kDrainUs, g_draining);
 }
 
 }  // namespace

@@ -111,7 +111,8 @@ in_ns timeout 60 python3 "$here/lab_client.py" slow 198.18.0.2 80 2 >"$work/slow
 slow=$!
 wait_for 10 grep -q connected "$work/slow.log"
 kill -TERM "$pid"
-sleep 0.3
+wait_for 10 grep -q "draining: new connections are refused" "$work/log" ||
+    not_ok "terminusd says it is draining" "$(tail -5 "$work/log")"
 check "during the drain a new connection is refused" client refused 198.18.0.2 80
 if wait "$slow"; then ok "an established session finishes during the drain ($(tail -1 "$work/slow.log"))"
 else not_ok "an established session finishes during the drain" "$(cat "$work/slow.log")"; fi
