@@ -189,16 +189,29 @@ int lcore_main(Lcore& lc, const volatile bool& stop, uint64_t drain_us,
     if (!lc.proxy) return 0;
     // Graceful shutdown: no new connections, established ones may finish.
     lc.proxy->stop_accepting();
+    // DRAINING counts cores that stopped accepting and still have sessions
+    // (+1 each) and cores whose sessions are gone (+kDone each): every core
+    // keeps polling — and refusing — until all are done or time is up, so
+    // that no queue goes unread while a client waits for its RST.
+    constexpr unsigned kDone = 1u << 16;
     draining.fetch_add(1);
     const uint64_t deadline = lc.now_us + drain_us;
-    bool told = false;
-    while ((lc.proxy->counters().sessions_active > 0 || (lc.index == 0 && !told)) &&
-           lc.now_us < deadline) {
+    bool told = false, done = false;
+    while (lc.now_us < deadline) {
         run_once(lc, next_timer, timer_period);
-        if (lc.index == 0 && !told && draining.load() == lc.n_cores) {
+        const unsigned d = draining.load();
+        if (lc.index == 0 && !told && (d & (kDone - 1)) + (d >> 16) == lc.n_cores) {
             std::fprintf(stderr, "terminusd: draining: new connections are refused on every core\n");
             told = true;
         }
+        if (!done && lc.proxy->counters().sessions_active == 0) {
+            draining.fetch_add(kDone - 1);  // one fewer draining, one more done
+            done = true;
+        }
+        if ((draining.load() >> 16) == lc.n_cores) break;
+    }
+    if (lc.index == 0 && !told) {
+        std::fprintf(stderr, "terminusd: draining: new connections are refused on every core\n");
     }
     lc.proxy->abort_all();
     // Let the resets leave.

@@ -84,6 +84,8 @@ tcp::Handler* ServerListener::accept(tcp::Connection& c) {
     ++proxy.counters_.accepts;
     s->listener = this;
     s->client = &c;
+    const auto idle = server.settings.proxy_timeout.count();
+    if (idle > 0) proxy.stack_.set_idle_timeout(c, static_cast<uint64_t>(idle) * 1000);
     return s;
 }
 
@@ -122,7 +124,9 @@ void Proxy::connect_upstream(Session& s) {
         s.peer = peer;
         const Peer& p = b.peer(peer);
         const uint16_t lport = pick_local_port(p.addr, p.port);
-        tcp::Connection* c = lport ? stack_.connect(tcp::FourTuple{local_ip_, p.addr, lport, p.port}, &s, now_us_)
+        const uint64_t connect_us = static_cast<uint64_t>(st.proxy_connect_timeout.count()) * 1000;
+        tcp::Connection* c = lport ? stack_.connect(tcp::FourTuple{local_ip_, p.addr, lport, p.port}, &s,
+                                                    now_us_, connect_us)
                                    : nullptr;
         if (c) {
             ++counters_.upstream_connects;
@@ -159,6 +163,8 @@ void Session::on_established(tcp::Connection& c) {
     }
     upstream_up = true;
     listener->balancer.on_success(peer);
+    const auto idle = listener->server.settings.proxy_timeout.count();
+    if (idle > 0) p.stack_.set_idle_timeout(c, static_cast<uint64_t>(idle) * 1000);
     if (client) {
         p.relay(*this, *client, c);
         if (upstream) p.relay(*this, c, *client);

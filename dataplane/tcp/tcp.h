@@ -81,6 +81,8 @@ class Output {
     X(syn_cookies_sent, "SYN cookies sent")                                \
     X(syn_cookies_ok, "SYN cookies validated")                             \
     X(timer_full, "timers not started: the wheel was full")                \
+    X(connect_timeouts, "active opens that timed out")                    \
+    X(idle_timeouts, "connections reset after their idle timeout")        \
     TERMINUS_TCP_DROPS(X)
 
 struct TcpCounters {
@@ -158,6 +160,7 @@ struct Connection {
     bool in_recovery = false;
     uint32_t recover = 0;  // RFC 6582 "recover"
     uint8_t retries = 0;
+    uint64_t idle_us = 0;  // 0: no idle timeout
     uint8_t unacked_segments = 0;  // for delayed ACKs: ACK every second one
     bool ack_now = false;
 
@@ -187,8 +190,12 @@ class Stack {
     bool listen(uint32_t ip, uint16_t port, Listener* l, unsigned backlog);
     // Stops accepting: new SYNs are answered with RST, as for a closed port.
     void close_listeners() { listening_ = false; }
-    // Opens a connection; null when out of connections.
-    Connection* connect(const FourTuple& t, Handler* h, uint64_t now_us);
+    // Opens a connection; null when out of connections. CONNECT_US > 0:
+    // give up (on_closed(kTimeout)) when not established by then.
+    Connection* connect(const FourTuple& t, Handler* h, uint64_t now_us, uint64_t connect_us = 0);
+    // Resets C (on_closed(kTimeout)) after IDLE_US without a segment from
+    // the peer or new data to send; 0 turns it off.
+    void set_idle_timeout(Connection& c, uint64_t idle_us);
 
     // Appends up to LEN bytes to the send queue; returns how many fit.
     uint32_t write(Connection& c, const void* data, uint32_t len, uint64_t now_us);

@@ -243,6 +243,7 @@ void Stack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* m, uint64_t n
     c.rtt_timing = false;
     c.retries = 0;
     disarm(c, TcpTimer::kRetransmit);
+    disarm(c, TcpTimer::kIdle);  // the connect timeout
     set_state(c, TcpState::kEstablished);
     send_ack(c, now_us);
     if (c.handler) c.handler->on_established(c);
@@ -281,6 +282,7 @@ void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64
         rte_pktmbuf_free(m);
         return;
     }
+    if (c.idle_us) arm(c, TcpTimer::kIdle, c.idle_us);  // the peer is alive
     // Second: RST, only on an exact match (RFC 5961 3.2); else challenge.
     if (s.flags & kRst) {
         rte_pktmbuf_free(m);

@@ -164,7 +164,16 @@ bool Stack::listen(uint32_t ip, uint16_t port, Listener* l, unsigned backlog) {
     return true;
 }
 
-Connection* Stack::connect(const FourTuple& t, Handler* h, uint64_t now_us) {
+void Stack::set_idle_timeout(Connection& c, uint64_t idle_us) {
+    c.idle_us = idle_us;
+    if (idle_us) {
+        arm(c, TcpTimer::kIdle, idle_us);
+    } else {
+        disarm(c, TcpTimer::kIdle);
+    }
+}
+
+Connection* Stack::connect(const FourTuple& t, Handler* h, uint64_t now_us, uint64_t connect_us) {
     now_us_ = now_us;
     if (lookup(t)) return nullptr;
     Connection* c = create(t, now_us);
@@ -177,6 +186,7 @@ Connection* Stack::connect(const FourTuple& t, Handler* h, uint64_t now_us) {
     set_state(*c, TcpState::kSynSent);
     ++counters_.connects;
     send_syn(*c, false, now_us);
+    if (connect_us) arm(*c, TcpTimer::kIdle, connect_us);
     return c;
 }
 
@@ -192,7 +202,10 @@ uint32_t Stack::write(Connection& c, const void* data, uint32_t len, uint64_t no
     const uint32_t room = send_space(c);
     if (len > room) len = room;
     const uint32_t n = bq_write(c.sndq, pool_, data, len);
-    if (n) send_data(c, now_us);
+    if (n) {
+        if (c.idle_us) arm(c, TcpTimer::kIdle, c.idle_us);
+        send_data(c, now_us);
+    }
     return n;
 }
 
@@ -239,6 +252,7 @@ uint32_t Stack::forward(Connection& from, Connection& to, uint32_t max, uint64_t
     if (moved) {
         bq_consume(from.rcvq, moved);
         drained(from);
+        if (to.idle_us) arm(to, TcpTimer::kIdle, to.idle_us);
         const uint32_t old_adv = seq_gt(from.rcv_adv, from.rcv_nxt) ? from.rcv_adv - from.rcv_nxt : 0;
         const uint32_t now_free = params_.rcv_buf - from.rcvq.bytes;
         if (!from.fin_received &&

@@ -97,6 +97,17 @@ void Stack::on_timer(Connection& c, TcpTimer t, uint64_t now_us) {
         case TcpTimer::kTimeWait:
             destroy(c, CloseReason::kClosed, true);
             return;
+        case TcpTimer::kIdle:
+            if (c.state == TcpState::kSynSent) {
+                ++counters_.connect_timeouts;
+                destroy(c, CloseReason::kTimeout, true);
+                return;
+            }
+            if (c.state == TcpState::kTimeWait) return;
+            ++counters_.idle_timeouts;
+            send_rst(c);
+            destroy(c, CloseReason::kTimeout, true);
+            return;
         case TcpTimer::kCount:
             return;
     }

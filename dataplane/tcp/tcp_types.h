@@ -44,7 +44,8 @@ constexpr const char* to_string(TcpState s) {
     X(kDelayedAck, "delayed-ack")  /* RFC 9293 3.8.6.3 */       \
     X(kPersist, "persist")         /* zero-window probes */     \
     X(kKeepalive, "keepalive")     /* RFC 9293 3.8.4 */         \
-    X(kTimeWait, "time-wait")      /* 2 MSL */
+    X(kTimeWait, "time-wait")      /* 2 MSL */                  \
+    X(kIdle, "idle")               /* connect and idle timeouts */
 
 enum class TcpTimer : uint8_t {
 #define TERMINUS_X(id, name) id,

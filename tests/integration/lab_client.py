@@ -91,6 +91,21 @@ def main():
             got += d
         print("slow connection %s" % ("verified" if got == data else "BROKEN %d" % len(got)))
         sys.exit(0 if got == data else 1)
+    if mode == "idle":
+        # Connects, stays silent; must be closed between LO and HI seconds.
+        addr, port, lo, hi = sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+        s = socket.create_connection((addr, port), timeout=hi + 5)
+        start = time.time()
+        try:
+            d = s.recv(100)
+            closed = d == b""
+        except ConnectionResetError:
+            closed = True
+        except socket.timeout:
+            closed = False
+        took = time.time() - start
+        print("closed after %.2fs" % took if closed else "still open after %.2fs" % took)
+        sys.exit(0 if closed and lo <= took <= hi else 1)
     if mode == "refused":
         addr, port = sys.argv[2], int(sys.argv[3])
         start = time.time()

@@ -71,7 +71,13 @@ stream {
     server { listen 80; proxy_pass echo; }
     server { listen 81; proxy_pass first_refuses; }
     server { listen 82; proxy_pass all_down; }
+    upstream blackhole_first {
+        server 198.18.0.99:9001;         # never answers ARP
+        server 198.18.0.1:9001;
+    }
     server { listen 83; proxy_pass 198.18.0.1:9002; }
+    server { listen 84; proxy_timeout 1s; proxy_pass echo; }
+    server { listen 85; proxy_connect_timeout 500ms; proxy_pass blackhole_first; }
 }
 CONF
 # Not through in_ns: $! must be terminusd itself, not a subshell.
@@ -81,7 +87,7 @@ if ! wait_for 30 grep -q "terminusd: running" "$work/log"; then
     not_ok "terminusd starts" "$(cat "$work/log")"
     echo "1..$n"; exit 1
 fi
-ok "terminusd starts with four proxied servers"
+ok "terminusd starts with six proxied servers"
 ip -n "$ns" addr add 198.18.0.1/24 dev "$iface"
 ip -n "$ns" link set "$iface" up
 ip netns exec "$ns" python3 "$here/lab_backend.py" 198.18.0.1 9001 9002 >"$work/backend.log" 2>&1 &
@@ -96,6 +102,8 @@ check "2000 short connections, none fails" client echo 198.18.0.2 80 2000 100 16
 check "a refusing upstream is skipped for the next one" client echo 198.18.0.2 81 20 1000 4
 check "proxy_pass to a single address works" client echo 198.18.0.2 83 10 10000 2
 check "with every upstream down the client is closed at once" client refused 198.18.0.2 82
+check "proxy_timeout 1s closes an idle session" client idle 198.18.0.2 84 0.8 3
+check "proxy_connect_timeout moves on from a silent upstream" client echo 198.18.0.2 85 2 1000 1
 
 # 1% random loss on frames from terminusd into the namespace.
 in_ns nft add table netdev tmloss

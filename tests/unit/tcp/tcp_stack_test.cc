@@ -318,6 +318,34 @@ TEST_F(TcpPacket, ActiveCloseGoesThroughTimeWait) {
     EXPECT_EQ(stack->connections(), 0u);
 }
 
+TEST_F(TcpPacket, IdleTimeoutResetsASilentConnection) {
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    stack->set_idle_timeout(c, 1'000'000);
+    out.clear();
+    stack->input(craft(1001, iss + 1, kAck, 65535, "x"), kIhl, 500'000);  // activity
+    stack->poll(1'400'000);
+    EXPECT_EQ(rec.closed, 0);
+    out.clear();
+    stack->poll(1'600'000);
+    EXPECT_EQ(rec.closed, 1);
+    EXPECT_EQ(rec.last_reason, CloseReason::kTimeout);
+    ASSERT_FALSE(out.frames.empty());
+    EXPECT_TRUE(out.seg(out.frames.size() - 1).flags & kRst);
+    EXPECT_EQ(stack->counters().idle_timeouts, 1u);
+}
+
+TEST_F(TcpPacket, ConnectTimeoutGivesUp) {
+    Connection* c = stack->connect(FourTuple{kIpA, kIpB, 50000, 9}, &rec, 0, 500'000);
+    ASSERT_NE(c, nullptr);
+    stack->poll(400'000);
+    EXPECT_EQ(rec.closed, 0);
+    stack->poll(600'000);
+    EXPECT_EQ(rec.closed, 1);
+    EXPECT_EQ(rec.last_reason, CloseReason::kTimeout);
+    EXPECT_EQ(stack->counters().connect_timeouts, 1u);
+}
+
 TEST_F(TcpPacket, RstDoesNotEndTimeWait) {
     // RFC 1337: TIME-WAIT assassination.
     const uint32_t iss = handshake();
