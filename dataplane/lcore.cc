@@ -10,6 +10,7 @@
 
 #include "dataplane/net/packet.h"
 #include "dataplane/proxy/proxy.h"
+#include "dataplane/publish.h"
 
 namespace terminus::dataplane {
 
@@ -166,6 +167,7 @@ bool run_once(Lcore& lc, uint64_t& next_timer, uint64_t timer_period) {
     if (lc.tcp) work |= lc.tcp->poll(lc.now_us);
     if (start >= next_timer) {
         work |= net::arp_timer(lc, start);
+        if (lc.stats) publish(lc, *lc.stats);
         next_timer = start + timer_period;
     }
     work |= tx_flush(lc);
@@ -186,7 +188,10 @@ int lcore_main(Lcore& lc, const volatile bool& stop, uint64_t drain_us,
     const uint64_t timer_period = lc.tsc_hz / 10;  // ARP housekeeping, 10/s
     uint64_t next_timer = rte_rdtsc() + timer_period;
     while (!stop) run_once(lc, next_timer, timer_period);
-    if (!lc.proxy) return 0;
+    if (!lc.proxy) {
+        if (lc.stats) publish(lc, *lc.stats);
+        return 0;
+    }
     // Graceful shutdown: no new connections, established ones may finish.
     lc.proxy->stop_accepting();
     // DRAINING counts cores that stopped accepting and still have sessions
@@ -217,6 +222,7 @@ int lcore_main(Lcore& lc, const volatile bool& stop, uint64_t drain_us,
     // Let the resets leave.
     const uint64_t flush_until = lc.now_us + 50'000;
     while (lc.now_us < flush_until) run_once(lc, next_timer, timer_period);
+    if (lc.stats) publish(lc, *lc.stats);
     return 0;
 }
 

@@ -19,6 +19,9 @@
 namespace terminus::dataplane::proxy {
 class Proxy;
 }
+namespace terminus::mgmt {
+class StatsWriter;
+}
 
 namespace terminus::dataplane {
 
@@ -63,6 +66,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) Lcore {
     uint64_t now_us = 0;  // this loop iteration's clock
     tcp::Stack* tcp = nullptr;
     proxy::Proxy* proxy = nullptr;
+    mgmt::StatsWriter* stats = nullptr;
 };
 
 // Sends frames of the TCP stack: resolves the next hop with ARP (queueing

@@ -24,6 +24,7 @@
 #include "dataplane/lcore.h"
 #include "dataplane/net/packet.h"
 #include "dataplane/proxy/proxy.h"
+#include "dataplane/publish.h"
 
 #include <sys/random.h>
 
@@ -298,6 +299,16 @@ int run(const config::Config& cfg, const RunOptions& options) {
                 l.port, srv.proxy_pass.value.c_str());
         }
     }
+
+    auto stats = mgmt::StatsWriter::create(options.instance, stat_defs(), n_cores, rte_get_tsc_hz());
+    if (!stats) {
+        log("%s", stats.error().c_str());
+        rte_eal_cleanup();
+        return 1;
+    }
+    for (unsigned i = 0; i < n_cores; ++i) lcores[i].stats = &*stats;
+    log("statistics: %s (terminusctl stats --name %s)", mgmt::stats_path(options.instance).c_str(),
+        options.instance.c_str());
 
     // Announce our addresses (gratuitous ARP, RFC 5227 2.4).
     for (unsigned p = 0; p < ports.size(); ++p) net::arp_request(lcores[0], p, ports[p].ip);

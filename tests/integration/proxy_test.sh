@@ -114,6 +114,19 @@ dropped=$(in_ns nft list chain netdev tmloss in | sed -n 's/.*packets \([0-9]*\)
 [ "${dropped:-0}" -gt 0 ] && ok "nftables dropped $dropped frames on the way" || not_ok "nftables dropped frames" "$(in_ns nft list ruleset)"
 in_ns nft delete table netdev tmloss
 
+# terminusctl reads the statistics segment while terminusd runs; with no
+# client left, no session and no established connection remain.
+ctl=$(dirname "$terminusd")/../mgmt/terminusctl
+wait_for 5 bash -c "\"$ctl\" stats --name px$id --json | python3 -c 'import json,sys; d=json.load(sys.stdin)[\"stats\"]; sys.exit(d[\"proxy\"][\"sessions_active\"][\"total\"] != 0 or d[\"tcp\"][\"conns_established\"][\"total\"] != 0)'"
+json=$("$ctl" stats --name "px$id" --json 2>&1)
+if python3 -c 'import json,sys; d=json.load(sys.stdin)["stats"]; assert d["proxy"]["accepts"]["total"] >= 2000; assert d["proxy"]["sessions_active"]["total"] == 0; assert d["tcp"]["conns_established"]["total"] == 0; assert d["loop"]["busy_iterations"]["total"] > 0' <<<"$json"; then
+    ok "terminusctl stats --json: accepts counted, sessions and established connections back to 0"
+else
+    not_ok "terminusctl stats --json: counters back to idle" "$json"
+fi
+table=$("$ctl" stats --name "px$id" 2>&1)
+grep -q "^  accepts " <<<"$table" && ok "terminusctl stats prints a table" || not_ok "terminusctl stats prints a table" "$table"
+
 # Graceful shutdown: an established session finishes, a new one is refused.
 in_ns timeout 60 python3 "$here/lab_client.py" slow 198.18.0.2 80 2 >"$work/slow.log" 2>&1 &
 slow=$!
@@ -131,6 +144,8 @@ else
     not_ok "SIGTERM stops terminusd within 15 s"
 fi
 counter() { sed -n "s/^terminusd:  *$1  *\([0-9]*\) .*/\1/p" "$work/log"; }
+"$ctl" stats --name "px$id" >/dev/null 2>&1 && not_ok "the statistics segment goes away with terminusd" ||
+    ok "the statistics segment goes away with terminusd"
 active=$(counter proxy_sessions_active)
 [ "$active" = 0 ] && ok "no session is left open" || not_ok "no session is left open (got '$active')" "$(grep '^terminusd:  ' "$work/log")"
 fails_up=$(counter proxy_upstream_failures)

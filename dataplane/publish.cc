@@ -1,0 +1,88 @@
+#include "dataplane/publish.h"
+
+#include <string_view>
+
+#include "dataplane/proxy/proxy.h"
+
+namespace terminus::dataplane {
+
+namespace {
+
+bool is_loop(std::string_view name) { return name.substr(0, 5) == "loop_"; }
+
+}  // namespace
+
+std::vector<mgmt::StatDef> stat_defs() {
+    using mgmt::StatKind;
+    std::vector<mgmt::StatDef> d;
+#define TERMINUS_X(name, help) \
+    d.push_back({is_loop(#name) ? "loop" : "net", is_loop(#name) ? std::string(#name).substr(5) : #name, help, StatKind::kCounter});
+    TERMINUS_NET_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+#define TERMINUS_X(name, help) d.push_back({"tcp", #name, help, StatKind::kCounter});
+    TERMINUS_TCP_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+#define TERMINUS_X(id, label) \
+    d.push_back({"tcp", std::string("conns_") + #id, "connections in " label, StatKind::kGauge});
+    TERMINUS_TCP_STATES(TERMINUS_X)
+#undef TERMINUS_X
+#define TERMINUS_X(name, help) d.push_back({"proxy", #name, help, StatKind::kCounter});
+    TERMINUS_PROXY_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+    d.push_back({"proxy", "sessions_active", "sessions open now", StatKind::kGauge});
+    d.push_back({"memory", "mbufs_in_use", "packet buffers in use (all cores)", StatKind::kGauge});
+    // Names as Prometheus likes them: "kEstablished" -> "established".
+    for (auto& s : d) {
+        if (s.name.rfind("conns_k", 0) == 0) {
+            std::string n = "conns_";
+            for (size_t i = 7; i < s.name.size(); ++i) {
+                const char c = s.name[i];
+                if (c >= 'A' && c <= 'Z') {
+                    if (i > 7) n += '_';
+                    n += static_cast<char>(c - 'A' + 'a');
+                } else {
+                    n += c;
+                }
+            }
+            s.name = n;
+        }
+    }
+    return d;
+}
+
+void publish(const Lcore& lc, mgmt::StatsWriter& w) {
+    uint64_t v[256];
+    size_t n = 0;
+#define TERMINUS_X(name, help) v[n++] = lc.counters.name;
+    TERMINUS_NET_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+    if (lc.tcp) {
+        const tcp::TcpCounters& t = lc.tcp->counters();
+#define TERMINUS_X(name, help) v[n++] = t.name;
+        TERMINUS_TCP_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+        for (unsigned s = 0; s < 11; ++s) v[n++] = t.state[s];
+    } else {
+#define TERMINUS_X(name, help) v[n++] = 0;
+        TERMINUS_TCP_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+        for (unsigned s = 0; s < 11; ++s) v[n++] = 0;
+    }
+    if (lc.proxy) {
+        const proxy::ProxyCounters& p = lc.proxy->counters();
+#define TERMINUS_X(name, help) v[n++] = p.name;
+        TERMINUS_PROXY_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+        v[n++] = p.sessions_active;
+    } else {
+#define TERMINUS_X(name, help) v[n++] = 0;
+        TERMINUS_PROXY_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+        v[n++] = 0;
+    }
+    // The pool is shared: core 0 reports it, the others 0, so sums hold.
+    v[n++] = lc.index == 0 ? rte_mempool_in_use_count(lc.pool) : 0;
+    w.publish(lc.index, v, n);
+}
+
+}  // namespace terminus::dataplane

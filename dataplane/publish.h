@@ -1,0 +1,20 @@
+// What each core publishes into the statistics segment, and how. Private
+// to dataplane/.
+#pragma once
+
+#include <vector>
+
+#include "dataplane/lcore.h"
+#include "mgmt/stats.h"
+
+namespace terminus::dataplane {
+
+// The segment's directory: network, TCP (with connections by state),
+// proxy and poll-loop counters, in the order publish() writes them.
+std::vector<mgmt::StatDef> stat_defs();
+
+// Copies LC's counters into its row (a few hundred bytes, ten times a
+// second and at exit; the counters themselves stay in the core's context).
+void publish(const Lcore& lc, mgmt::StatsWriter& w);
+
+}  // namespace terminus::dataplane

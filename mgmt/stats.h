@@ -1,0 +1,76 @@
+// The statistics segment: every core of terminusd publishes its counters
+// into shared memory (/dev/shm/terminus-NAME.stats); terminusctl and the
+// management process read them without locks and sum across cores. The
+// segment carries its own directory of names, so a reader needs no
+// knowledge of a particular build.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/result.h"
+
+namespace terminus::mgmt {
+
+enum class StatKind : uint8_t { kCounter, kGauge };
+
+struct StatDef {
+    std::string group;  // "net", "tcp", "proxy", "loop"
+    std::string name;
+    std::string help;
+    StatKind kind = StatKind::kCounter;
+};
+
+constexpr uint32_t kStatsMagic = 0x534d5254;  // "TRMS"
+constexpr uint32_t kStatsVersion = 1;
+constexpr unsigned kStatsMaxCores = 64;
+
+std::string stats_path(const std::string& instance);
+
+// The writer: terminusd, one per process. Each core writes only its own
+// row, with relaxed 64-bit stores (never torn on x86-64).
+class StatsWriter {
+  public:
+    static Result<StatsWriter> create(const std::string& instance, const std::vector<StatDef>& defs,
+                                      unsigned cores, uint64_t tsc_hz);
+    StatsWriter(StatsWriter&& o) noexcept;
+    StatsWriter& operator=(StatsWriter&&) = delete;
+    ~StatsWriter();
+
+    // Publishes N values for CORE (in the order of the definitions).
+    void publish(unsigned core, const uint64_t* values, size_t n);
+    size_t size() const { return n_stats_; }
+
+  private:
+    StatsWriter() = default;
+    std::string path_;
+    void* base_ = nullptr;
+    size_t len_ = 0;
+    size_t n_stats_ = 0;
+    unsigned cores_ = 0;
+};
+
+struct StatValue {
+    StatDef def;
+    uint64_t total = 0;              // summed over cores
+    std::vector<uint64_t> per_core;
+};
+
+struct Snapshot {
+    unsigned cores = 0;
+    uint64_t tsc_hz = 0;
+    int64_t started_unix = 0;
+    int32_t pid = 0;
+    std::vector<StatValue> stats;
+};
+
+// Reads the segment of INSTANCE; an error says what is wrong (terminusd
+// not running, another layout).
+Result<Snapshot> read_stats(const std::string& instance);
+
+std::string render_table(const Snapshot& s, bool per_core, const Snapshot* previous, double interval_s);
+std::string render_json(const Snapshot& s);
+std::string render_prometheus(const Snapshot& s);
+
+}  // namespace terminus::mgmt

@@ -1,0 +1,112 @@
+// The statistics segment: what a writer publishes per core, a reader in
+// another mapping sums; renderers for people, scripts and Prometheus.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "mgmt/stats.h"
+
+namespace terminus::mgmt {
+namespace {
+
+std::vector<StatDef> defs() {
+    return {{"tcp", "accepts", "connections accepted", StatKind::kCounter},
+            {"tcp", "conns_established", "connections established", StatKind::kGauge},
+            {"proxy", "bytes", "bytes relayed", StatKind::kCounter}};
+}
+
+std::string instance() { return "unit-" + std::to_string(getpid()); }
+
+TEST(Stats, ReaderSumsWhatEachCorePublished) {
+    auto w = StatsWriter::create(instance(), defs(), 2, 1'000'000'000);
+    ASSERT_TRUE(w.ok()) << w.error();
+    const uint64_t core0[] = {5, 2, 1000};
+    const uint64_t core1[] = {7, 1, 24};
+    w->publish(0, core0, 3);
+    w->publish(1, core1, 3);
+    auto s = read_stats(instance());
+    ASSERT_TRUE(s.ok()) << s.error();
+    EXPECT_EQ(s->cores, 2u);
+    EXPECT_EQ(s->pid, getpid());
+    ASSERT_EQ(s->stats.size(), 3u);
+    EXPECT_EQ(s->stats[0].def.name, "accepts");
+    EXPECT_EQ(s->stats[0].total, 12u);
+    EXPECT_EQ(s->stats[0].per_core, (std::vector<uint64_t>{5, 7}));
+    EXPECT_EQ(s->stats[1].def.kind, StatKind::kGauge);
+    EXPECT_EQ(s->stats[1].total, 3u);
+    EXPECT_EQ(s->stats[2].total, 1024u);
+}
+
+TEST(Stats, MissingSegmentSaysTerminusdIsNotRunning) {
+    auto s = read_stats("no-such-instance");
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error(), "terminusd is not running as instance \"no-such-instance\" "
+                         "(no /dev/shm/terminus-no-such-instance.stats)");
+}
+
+TEST(Stats, SegmentGoesAwayWithTheWriter) {
+    { auto w = StatsWriter::create(instance(), defs(), 1, 1); ASSERT_TRUE(w.ok()); }
+    EXPECT_FALSE(read_stats(instance()).ok());
+}
+
+TEST(Stats, ForeignFileIsRefused) {
+    const std::string path = stats_path(instance());
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(std::string(256, 'x').c_str(), f);
+    std::fclose(f);
+    auto s = read_stats(instance());
+    unlink(path.c_str());
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.error().find("has another layout"), std::string::npos);
+}
+
+TEST(Stats, PrometheusNamesCountersTotalAndGaugesPlain) {
+    auto w = StatsWriter::create(instance(), defs(), 1, 1);
+    ASSERT_TRUE(w.ok());
+    const uint64_t v[] = {3, 1, 9};
+    w->publish(0, v, 3);
+    auto s = read_stats(instance());
+    ASSERT_TRUE(s.ok());
+    const std::string p = render_prometheus(*s);
+    EXPECT_NE(p.find("# TYPE terminus_tcp_accepts_total counter\n"
+                     "terminus_tcp_accepts_total{core=\"0\"} 3\n"),
+              std::string::npos);
+    EXPECT_NE(p.find("# TYPE terminus_tcp_conns_established gauge\n"
+                     "terminus_tcp_conns_established{core=\"0\"} 1\n"),
+              std::string::npos);
+}
+
+TEST(Stats, JsonGroupsByModule) {
+    auto w = StatsWriter::create(instance(), defs(), 1, 1);
+    ASSERT_TRUE(w.ok());
+    const uint64_t v[] = {3, 1, 9};
+    w->publish(0, v, 3);
+    auto s = read_stats(instance());
+    ASSERT_TRUE(s.ok());
+    const std::string j = render_json(*s);
+    EXPECT_NE(j.find("\"tcp\": {\"accepts\": {\"total\": 3, \"per_core\": [3]}, "
+                     "\"conns_established\": {\"total\": 1, \"per_core\": [1]}}, "
+                     "\"proxy\": {\"bytes\": {\"total\": 9, \"per_core\": [9]}}"),
+              std::string::npos)
+        << j;
+}
+
+TEST(Stats, TableShowsThousandsSeparatorsAndRates) {
+    auto w = StatsWriter::create(instance(), defs(), 1, 1);
+    ASSERT_TRUE(w.ok());
+    const uint64_t before[] = {1000, 0, 0};
+    w->publish(0, before, 3);
+    auto a = read_stats(instance());
+    const uint64_t after[] = {3000, 0, 0};
+    w->publish(0, after, 3);
+    auto b = read_stats(instance());
+    ASSERT_TRUE(a.ok() && b.ok());
+    const std::string t = render_table(*b, false, &*a, 2.0);
+    EXPECT_NE(t.find("3,000"), std::string::npos) << t;
+    EXPECT_NE(t.find("1000/s"), std::string::npos) << t;
+}
+
+}  // namespace
+}  // namespace terminus::mgmt
