@@ -226,6 +226,9 @@ void Stack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* m, uint64_t n
     if (!(s.flags & kSyn)) return;
     c.irs = s.seq;
     c.rcv_nxt = s.seq + 1;
+    // Our SYN offered an unscaled window; its right edge starts here.
+    c.rcv_wnd = std::min<uint32_t>(params_.rcv_buf, 65535);
+    c.rcv_adv = c.rcv_nxt + c.rcv_wnd;
     adopt_syn_options(c, s.options, params_);
     if (!ack) {
         // Simultaneous open.
@@ -252,7 +255,9 @@ void Stack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* m, uint64_t n
 // RFC 9293 3.10.7.4 first check, RFC 7323 4.3 for timestamps.
 bool Stack::acceptable(const Connection& c, const Segment& s) const {
     const uint32_t len = s.seg_len();
-    const uint32_t wnd = c.rcv_wnd;
+    // The window's right edge is where the last advertisement put it
+    // (RCV.NXT + RCV.WND as sent); it does not move as data arrives.
+    const uint32_t wnd = seq_gt(c.rcv_adv, c.rcv_nxt) ? c.rcv_adv - c.rcv_nxt : 0;
     if (len == 0) {
         if (wnd == 0) return s.seq == c.rcv_nxt;
         return seq_in(s.seq, c.rcv_nxt, c.rcv_nxt + wnd);
@@ -483,7 +488,7 @@ void Stack::process_data(Connection& c, const Segment& s, rte_mbuf* m, uint64_t 
     uint32_t len = s.payload_len;
     uint32_t off = s.payload_offset;
     // Trim what lies beyond the window (RFC 9293 3.10.7.4, seventh).
-    const uint32_t wnd_end = c.rcv_nxt + c.rcv_wnd;
+    const uint32_t wnd_end = seq_gt(c.rcv_adv, c.rcv_nxt) ? c.rcv_adv : c.rcv_nxt;
     if (seq_gt(seq + len, wnd_end)) len = wnd_end - seq;
     if (seq_lt(seq, c.rcv_nxt)) {
         const uint32_t skip = c.rcv_nxt - seq;

@@ -36,10 +36,15 @@ uint16_t Stack::advertised_window(Connection& c) {
     // Never shrink the window we advertised (RFC 9293 3.8.6.2.2).
     const uint32_t promised = c.rcv_adv - c.rcv_nxt;
     if (seq_gt(c.rcv_adv, c.rcv_nxt) && wnd < promised) wnd = promised;
-    c.rcv_wnd = wnd;
-    c.rcv_adv = c.rcv_nxt + wnd;
-    const uint32_t scaled = wnd >> c.rcv_wscale;
-    return static_cast<uint16_t>(std::min<uint32_t>(scaled, 65535));
+    // What the 16-bit field can say is what the peer will believe.
+    const uint32_t scaled = std::min<uint32_t>(wnd >> c.rcv_wscale, 65535);
+    const uint32_t advertised = scaled << c.rcv_wscale;
+    c.rcv_wnd = advertised;
+    // Never move the right edge back (a shrinking window, RFC 9293 3.8.6.2.2).
+    if (seq_gt(c.rcv_nxt + advertised, c.rcv_adv) || !seq_gt(c.rcv_adv, c.rcv_nxt)) {
+        c.rcv_adv = c.rcv_nxt + advertised;
+    }
+    return static_cast<uint16_t>(scaled);
 }
 
 rte_mbuf* Stack::make(const Connection& cc, uint32_t seq, uint8_t flags, const uint8_t* payload,

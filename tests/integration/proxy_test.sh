@@ -78,6 +78,7 @@ stream {
     server { listen 83; proxy_pass 198.18.0.1:9002; }
     server { listen 84; proxy_timeout 1s; proxy_pass echo; }
     server { listen 85; proxy_connect_timeout 500ms; proxy_pass blackhole_first; }
+    server { listen 86 backlog=16; proxy_pass echo; }
 }
 CONF
 # Not through in_ns: $! must be terminusd itself, not a subshell.
@@ -87,7 +88,7 @@ if ! wait_for 30 grep -q "terminusd: running" "$work/log"; then
     not_ok "terminusd starts" "$(cat "$work/log")"
     echo "1..$n"; exit 1
 fi
-ok "terminusd starts with six proxied servers"
+ok "terminusd starts with seven proxied servers"
 ip -n "$ns" addr add 198.18.0.1/24 dev "$iface"
 ip -n "$ns" link set "$iface" up
 ip netns exec "$ns" python3 "$here/lab_backend.py" 198.18.0.1 9001 9002 >"$work/backend.log" 2>&1 &
@@ -114,9 +115,54 @@ dropped=$(in_ns nft list chain netdev tmloss in | sed -n 's/.*packets \([0-9]*\)
 [ "${dropped:-0}" -gt 0 ] && ok "nftables dropped $dropped frames on the way" || not_ok "nftables dropped frames" "$(in_ns nft list ruleset)"
 in_ns nft delete table netdev tmloss
 
+# A SYN flood larger than the backlog: the namespace's kernel is kept from
+# resetting the half-open connections, so they fill the backlog of 16 and
+# SYN cookies answer the rest; a real client still gets through.
+in_ns nft add table inet tmflood
+in_ns nft add chain inet tmflood out "{ type filter hook output priority 0; }"
+in_ns nft add rule inet tmflood out ip daddr 198.18.0.2 tcp dport 86 tcp flags '&' rst == rst drop
+in_ns python3 "$here/syn_flood.py" 198.18.0.1 198.18.0.2 86 2000
+check "a client connects during a SYN flood (SYN cookies)" client echo 198.18.0.2 86 5 10000 1
+in_ns nft delete table inet tmflood
+ctl=$(dirname "$terminusd")/../mgmt/terminusctl
+flood=$("$ctl" stats --name "px$id" --json)
+if python3 -c 'import json,sys; t=json.load(sys.stdin)["stats"]["tcp"]; assert t["syn_cookies_sent"]["total"] > 100, t["syn_cookies_sent"]; assert t["syn_cookies_ok"]["total"] >= 5, t["syn_cookies_ok"]' <<<"$flood"; then
+    ok "SYN cookies were sent and validated"
+else
+    not_ok "SYN cookies were sent and validated" "$(grep -o '"syn_cookies[^]]*]' <<<"$flood")"
+fi
+
+# A client that stops reading: backpressure holds memory flat.
+ip netns exec "$ns" timeout 30 python3 -c '
+import socket, time
+s = socket.create_connection(("198.18.0.2", 80))
+s.setblocking(False)
+sent = 0
+end = time.time() + 4
+while time.time() < end:
+    try:
+        sent += s.send(b"x" * 65536)
+    except BlockingIOError:
+        time.sleep(0.05)
+print(sent, flush=True)
+time.sleep(30)
+' >"$work/stall.log" 2>&1 &
+stall=$!
+sleep 2
+m1=$("$ctl" stats --name "px$id" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["memory"]["mbufs_in_use"]["total"])')
+sleep 3
+m2=$("$ctl" stats --name "px$id" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["memory"]["mbufs_in_use"]["total"])')
+sent=$(head -1 "$work/stall.log")
+kill "$stall" 2>/dev/null; wait "$stall" 2>/dev/null
+# Four 64 KB windows and queues of 2 KB mbufs, plus the pools' caches.
+if [ -n "$m1" ] && [ -n "$m2" ] && [ "$m2" -le $((m1 + 64)) ] && [ "$m2" -lt 4000 ]; then
+    ok "a reader that stops reading holds memory flat ($m1 then $m2 mbufs; the writer got $sent bytes in)"
+else
+    not_ok "a reader that stops reading holds memory flat ($m1 then $m2 mbufs, $sent bytes)"
+fi
+
 # terminusctl reads the statistics segment while terminusd runs; with no
 # client left, no session and no established connection remain.
-ctl=$(dirname "$terminusd")/../mgmt/terminusctl
 wait_for 5 bash -c "\"$ctl\" stats --name px$id --json | python3 -c 'import json,sys; d=json.load(sys.stdin)[\"stats\"]; sys.exit(d[\"proxy\"][\"sessions_active\"][\"total\"] != 0 or d[\"tcp\"][\"conns_established\"][\"total\"] != 0)'"
 json=$("$ctl" stats --name "px$id" --json 2>&1)
 if python3 -c 'import json,sys; d=json.load(sys.stdin)["stats"]; assert d["proxy"]["accepts"]["total"] >= 2000; assert d["proxy"]["sessions_active"]["total"] == 0; assert d["tcp"]["conns_established"]["total"] == 0; assert d["loop"]["busy_iterations"]["total"] > 0' <<<"$json"; then

@@ -318,6 +318,23 @@ TEST_F(TcpPacket, ActiveCloseGoesThroughTimeWait) {
     EXPECT_EQ(stack->connections(), 0u);
 }
 
+TEST_F(TcpPacket, ReceiveWindowDoesNotSlideWhileNothingIsRead) {
+    // A reader that stops reading: the window closes at what was
+    // advertised, and data beyond it is not queued (found as unbounded
+    // memory growth behind a stalled client).
+    rec.read_eagerly = false;
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    const std::string chunk(1000, 'y');
+    for (uint32_t i = 0; i < 400; ++i) {
+        stack->input(craft(1001 + i * 1000, iss + 1, kAck, 65535, chunk), kIhl, 0);
+    }
+    // The peer ignored our windows: we kept what fits the receive buffer.
+    EXPECT_LE(c.rcvq.bytes, stack->params().rcv_buf);
+    EXPECT_GE(c.rcvq.bytes, stack->params().rcv_buf - 70000);
+    EXPECT_GT(stack->counters().out_of_window, 0u);
+}
+
 TEST_F(TcpPacket, IdleTimeoutResetsASilentConnection) {
     const uint32_t iss = handshake();
     Connection& c = *rec.accepted[0];
