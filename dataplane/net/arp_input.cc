@@ -23,6 +23,32 @@ void send_released(Lcore& lc, unsigned port, const rte_ether_addr& mac, rte_mbuf
     }
 }
 
+// Builds an ARP packet in a fresh mbuf; null when the pool is empty.
+rte_mbuf* make_arp(Lcore& lc, const PortInfo& p, uint16_t op, const rte_ether_addr& eth_dst,
+                   const rte_ether_addr& tha, uint32_t tip_be) {
+    rte_mbuf* r = rte_pktmbuf_alloc(lc.pool);
+    if (!r) {
+        ++lc.counters.nombuf;
+        return nullptr;
+    }
+    auto* eth = reinterpret_cast<rte_ether_hdr*>(
+        rte_pktmbuf_append(r, sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr)));
+    auto* a = reinterpret_cast<rte_arp_hdr*>(eth + 1);
+    eth->dst_addr = eth_dst;
+    eth->src_addr = p.mac;
+    eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
+    a->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
+    a->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+    a->arp_hlen = RTE_ETHER_ADDR_LEN;
+    a->arp_plen = 4;
+    a->arp_opcode = rte_cpu_to_be_16(op);
+    a->arp_data.arp_sha = p.mac;
+    a->arp_data.arp_sip = rte_cpu_to_be_32(p.ip);
+    a->arp_data.arp_tha = tha;
+    a->arp_data.arp_tip = tip_be;
+    return r;
+}
+
 }  // namespace
 
 void arp_input(Lcore& lc, unsigned port, rte_mbuf* m, bool from_core) {
@@ -78,56 +104,22 @@ void arp_input(Lcore& lc, unsigned port, rte_mbuf* m, bool from_core) {
         rte_pktmbuf_free(m);
         return;
     }
-    // Answer: write a fresh reply (the buffer may be shared with the
-    // other cores now, so do not turn it around in place).
-    rte_mbuf* r = rte_pktmbuf_alloc(lc.pool);
-    if (!r) {
-        ++lc.counters.nombuf;
-        rte_pktmbuf_free(m);
-        return;
-    }
-    auto* eth = reinterpret_cast<rte_ether_hdr*>(
-        rte_pktmbuf_append(r, sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr)));
-    auto* ra = reinterpret_cast<rte_arp_hdr*>(eth + 1);
-    eth->dst_addr = arp->arp_data.arp_sha;
-    eth->src_addr = p.mac;
-    eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
-    ra->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
-    ra->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-    ra->arp_hlen = RTE_ETHER_ADDR_LEN;
-    ra->arp_plen = 4;
-    ra->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REPLY);
-    ra->arp_data.arp_sha = p.mac;
-    ra->arp_data.arp_sip = rte_cpu_to_be_32(p.ip);
-    ra->arp_data.arp_tha = arp->arp_data.arp_sha;
-    ra->arp_data.arp_tip = arp->arp_data.arp_sip;
+    // Answer with a fresh reply (the buffer may be shared with the other
+    // cores now, so it is not turned around in place).
+    rte_mbuf* r = make_arp(lc, p, RTE_ARP_OP_REPLY, arp->arp_data.arp_sha, arp->arp_data.arp_sha,
+                           arp->arp_data.arp_sip);
     rte_pktmbuf_free(m);
+    if (!r) return;
     ++lc.counters.arp_requests_answered;
     tx_enqueue(lc, port, r);
 }
 
 void arp_request(Lcore& lc, unsigned port, uint32_t ip) {
     const PortInfo& p = lc.ports[port];
-    rte_mbuf* r = rte_pktmbuf_alloc(lc.pool);
-    if (!r) {
-        ++lc.counters.nombuf;
-        return;
-    }
-    auto* eth = reinterpret_cast<rte_ether_hdr*>(
-        rte_pktmbuf_append(r, sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr)));
-    auto* a = reinterpret_cast<rte_arp_hdr*>(eth + 1);
-    memset(&eth->dst_addr, 0xff, sizeof eth->dst_addr);
-    eth->src_addr = p.mac;
-    eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
-    a->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
-    a->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-    a->arp_hlen = RTE_ETHER_ADDR_LEN;
-    a->arp_plen = 4;
-    a->arp_opcode = rte_cpu_to_be_16(RTE_ARP_OP_REQUEST);
-    a->arp_data.arp_sha = p.mac;
-    a->arp_data.arp_sip = rte_cpu_to_be_32(p.ip);
-    memset(&a->arp_data.arp_tha, 0, sizeof a->arp_data.arp_tha);
-    a->arp_data.arp_tip = rte_cpu_to_be_32(ip);
+    rte_ether_addr broadcast, unknown{};
+    memset(&broadcast, 0xff, sizeof broadcast);
+    rte_mbuf* r = make_arp(lc, p, RTE_ARP_OP_REQUEST, broadcast, unknown, rte_cpu_to_be_32(ip));
+    if (!r) return;
     ++lc.counters.arp_requests_sent;
     tx_enqueue(lc, port, r);
 }

@@ -97,9 +97,7 @@ void Stack::on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us) {
         c->ts_recent = s.options.ts_val;
         if (cookie->wscale_ok && params_.window_scaling) {
             c->snd_wscale = cookie->wscale;
-            uint8_t shift = 0;
-            while (shift < kMaxWindowShift && (params_.rcv_buf >> shift) > 65535) ++shift;
-            c->rcv_wscale = shift;
+            c->rcv_wscale = window_shift_for(params_.rcv_buf);
         }
         c->snd_wnd = static_cast<uint32_t>(s.window) << c->snd_wscale;
         c->snd_wl1 = s.seq;
@@ -140,11 +138,7 @@ void Stack::on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us) {
         d.wscale_ok = s.options.has_wscale && params_.window_scaling;
         d.wscale = s.options.wscale;
         d.sack_ok = tmp.sack_ok;
-        if (d.wscale_ok) {
-            uint8_t shift = 0;
-            while (shift < kMaxWindowShift && (params_.rcv_buf >> shift) > 65535) ++shift;
-            tmp.rcv_wscale = shift;
-        }
+        if (d.wscale_ok) tmp.rcv_wscale = window_shift_for(params_.rcv_buf);
         if (!tmp.ts_ok) {
             // Without timestamps there is nowhere to keep these.
             tmp.sack_ok = false;

@@ -11,6 +11,13 @@ namespace terminus::tcp {
 constexpr unsigned kMaxSackBlocks = 4;
 constexpr uint8_t kMaxWindowShift = 14;  // RFC 7323 2.3
 
+// The smallest shift that lets a 16-bit window field cover BUF bytes.
+constexpr uint8_t window_shift_for(uint32_t buf) {
+    uint8_t shift = 0;
+    while (shift < kMaxWindowShift && (buf >> shift) > 65535) ++shift;
+    return shift;
+}
+
 struct SackBlock {
     uint32_t left = 0;   // first sequence number of the block
     uint32_t right = 0;  // one past its last

@@ -8,16 +8,6 @@
 
 namespace terminus::tcp {
 
-namespace {
-
-uint8_t window_shift_for(uint32_t buf) {
-    uint8_t shift = 0;
-    while (shift < kMaxWindowShift && (buf >> shift) > 65535) ++shift;
-    return shift;
-}
-
-}  // namespace
-
 uint16_t Stack::payload_limit(const Connection& c) const {
     // RFC 9293 3.7.1: the MSS counts no options, so the options of each
     // segment come out of it.

@@ -21,21 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n=0
-fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-    n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"
-    [ $# -gt 1 ] && printf '%s\n' "$2" | sed 's/^/# /'
-}
-# wait_for SECONDS COMMAND...: until COMMAND succeeds (never a fixed sleep).
-wait_for() {
-    local deadline=$((SECONDS + $1)); shift
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -ge $deadline ] && return 1
-        sleep 0.1
-    done
-}
+. "$(dirname "$(realpath "$0")")/tap_lib.sh"
 
 ip netns add "$ns"
 cat > "$work/net.conf" <<CONF

@@ -25,24 +25,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-n=0
-fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-    n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"
-    [ $# -gt 1 ] && printf '%s\n' "$2" | sed 's/^/# /'
-}
+. "$(dirname "$(realpath "$0")")/tap_lib.sh"
 check() {  # check NAME COMMAND...: ok when COMMAND succeeds, its output as diagnostics
     local name=$1; shift
     local out
     if out=$("$@" 2>&1); then ok "$name ($(tail -1 <<<"$out"))"; else not_ok "$name" "$out"; fi
-}
-wait_for() {
-    local deadline=$((SECONDS + $1)); shift
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -ge $deadline ] && return 1
-        sleep 0.1
-    done
 }
 in_ns() { ip netns exec "$ns" "$@"; }
 

@@ -13,13 +13,7 @@ here="$src/tests/integration"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-n=0
-fails=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-    n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"
-    [ $# -gt 1 ] && printf '%s\n' "$2" | sed 's/^/# /'
-}
+. "$(dirname "$(realpath "$0")")/tap_lib.sh"
 
 # Examples, in a copy whose certs/ are the test certificates.
 mkdir -p "$work/examples"
