@@ -5,6 +5,7 @@
 #include <rte_icmp.h>
 #include <rte_ip.h>
 
+#include "dataplane/flow.h"
 #include "dataplane/lcore.h"
 #include "dataplane/net/packet.h"
 
@@ -71,9 +72,35 @@ void icmp_input(Lcore& lc, unsigned port, rte_mbuf* m, unsigned ihl) {
         return;
     }
     if (icmp->icmp_type == kIcmpDestUnreach && icmp->icmp_code == 4) {
-        // Fragmentation needed (RFC 1191): the TCP stack lowers the path
-        // MSS of the connection named in the quoted header.
-        ++lc.counters.icmp_frag_needed;
+        // Fragmentation needed (RFC 1191): the quoted IPv4 header and the
+        // first 8 bytes of our TCP segment name the connection; its owner
+        // lowers the MSS. The next-hop MTU is in the low half of the
+        // "unused" word (RFC 1191 4). Counted by the core that handles it.
+        const unsigned quoted = kEth + ihl + sizeof(rte_icmp_hdr);
+        if (rte_pktmbuf_data_len(m) >= quoted + sizeof(rte_ipv4_hdr) + 8) {
+            const auto* qip = rte_pktmbuf_mtod_offset(m, const rte_ipv4_hdr*, quoted);
+            const unsigned qihl = static_cast<unsigned>(qip->version_ihl & 0x0f) * 4;
+            if (qip->next_proto_id == IPPROTO_TCP && qihl >= sizeof(rte_ipv4_hdr) &&
+                rte_pktmbuf_data_len(m) >= quoted + qihl + 8 &&
+                rte_be_to_cpu_32(qip->src_addr) == p.ip) {
+                const auto* ports = rte_pktmbuf_mtod_offset(m, const uint16_t*, quoted + qihl);
+                const tcp::FourTuple t{p.ip, rte_be_to_cpu_32(qip->dst_addr), rte_be_to_cpu_16(ports[0]),
+                                       rte_be_to_cpu_16(ports[1])};
+                const unsigned owner = flow_owner(t, lc.n_cores);
+                if (owner != lc.index && lc.to[owner]) {
+                    // The owner sees the whole message again (from_core).
+                    if (rte_ring_sp_enqueue(lc.to[owner], m) == 0) {
+                        ++lc.counters.handoffs_out;
+                        return;
+                    }
+                    ++lc.counters.handoff_full;
+                } else if (lc.tcp) {
+                    ++lc.counters.icmp_frag_needed;
+                    const uint16_t mtu = rte_be_to_cpu_16(icmp->icmp_seq_nb);
+                    lc.tcp->path_mtu(t, mtu);
+                }
+            }
+        }
     } else {
         ++lc.counters.icmp_other;
     }

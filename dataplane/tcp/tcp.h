@@ -83,6 +83,7 @@ class Output {
     X(timer_full, "timers not started: the wheel was full")                \
     X(connect_timeouts, "active opens that timed out")                    \
     X(idle_timeouts, "connections reset after their idle timeout")        \
+    X(pmtu_lowered, "connections whose MSS an ICMP frag-needed lowered")  \
     TERMINUS_TCP_DROPS(X)
 
 struct TcpCounters {
@@ -193,6 +194,10 @@ class Stack {
     // Opens a connection; null when out of connections. CONNECT_US > 0:
     // give up (on_closed(kTimeout)) when not established by then.
     Connection* connect(const FourTuple& t, Handler* h, uint64_t now_us, uint64_t connect_us = 0);
+    // ICMP "fragmentation needed" (RFC 1191) for the connection T with
+    // the next hop's MTU: lower what it sends to fit (never below 536 + 40).
+    // Returns whether a connection was found.
+    bool path_mtu(const FourTuple& t, uint16_t mtu);
     // Resets C (on_closed(kTimeout)) after IDLE_US without a segment from
     // the peer or new data to send; 0 turns it off.
     void set_idle_timeout(Connection& c, uint64_t idle_us);

@@ -164,6 +164,19 @@ bool Stack::listen(uint32_t ip, uint16_t port, Listener* l, unsigned backlog) {
     return true;
 }
 
+bool Stack::path_mtu(const FourTuple& t, uint16_t mtu) {
+    Connection* c = lookup(t);
+    if (!c) return false;
+    // RFC 1191 5: 68 means "no MTU given" from old routers; use the RFC 1122
+    // minimum then. The MSS never drops below 536 (RFC 9293 3.7.1).
+    const uint16_t mss = mtu >= 576 ? static_cast<uint16_t>(mtu - 40) : 536;
+    if (mss < c->snd_mss) {
+        c->snd_mss = mss;
+        ++counters_.pmtu_lowered;
+    }
+    return true;
+}
+
 void Stack::set_idle_timeout(Connection& c, uint64_t idle_us) {
     c.idle_us = idle_us;
     if (idle_us) {

@@ -71,7 +71,7 @@ else
 fi
 counter() { sed -n "s/^terminusd:  *$1  *\([0-9]*\) .*/\1/p" "$work/log"; }
 for c in icmp_echo_answered:10 arp_requests_answered:1 ip_bad_checksum:1 ip_bad_header:2 \
-         ip_fragments:1 eth_unknown_type:1 arp_bad:1 icmp_bad:1; do
+         ip_fragments:1 eth_unknown_type:1 arp_bad:1 icmp_bad:1 icmp_frag_needed:1; do
     name=${c%%:*}; min=${c##*:}
     v=$(counter "$name")
     if [ -n "$v" ] && [ "$v" -ge "$min" ]; then ok "counter $name = $v (>= $min)"

@@ -2,7 +2,8 @@
 """Sends hostile and malformed frames to DST_MAC on IFACE through an
 AF_PACKET socket: a bad IPv4 header checksum, a bad IPv4 version, a
 truncated IPv4 header, an IPv4 fragment, an unknown EtherType, a short ARP
-packet, a bad ICMP checksum. Usage: send_frames.py IFACE DST_MAC SRC_IP DST_IP"""
+packet, a bad ICMP checksum, and ICMP fragmentation-needed (whole and
+truncated). Usage: send_frames.py IFACE DST_MAC SRC_IP DST_IP"""
 import socket
 import struct
 import sys
@@ -23,6 +24,16 @@ def icmp_echo(good=True):
     return body[:2] + struct.pack("!H", c) + body[4:]
 
 
+def frag_needed(src, dst, mtu):
+    """ICMP type 3 code 4 quoting a TCP segment DST:80 -> SRC:5555 that DST
+    (Terminus) supposedly sent, with the next-hop MTU (RFC 1191)."""
+    quoted_tcp = struct.pack("!HHI", 80, 5555, 12345)
+    quoted_ip = ipv4(dst, src, quoted_tcp, proto=6)
+    body = struct.pack("!BBHHH", 3, 4, 0, 0, mtu) + quoted_ip[:28]
+    body = body[:2] + struct.pack("!H", csum(body)) + body[4:]
+    return body
+
+
 def main():
     iface, dst_mac, src_ip, dst_ip = sys.argv[1:5]
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
@@ -38,6 +49,8 @@ def main():
         eth(0x88B5) + b"\0" * 46,                                         # eth_unknown_type
         eth(0x0806) + b"\0\1\x08\0",                                      # arp_bad
         eth(0x0800) + ipv4(src_ip, dst_ip, icmp_echo(good=False)),        # icmp_bad
+        eth(0x0800) + ipv4(src_ip, dst_ip, frag_needed(src_ip, dst_ip, 1280)),  # icmp_frag_needed
+        eth(0x0800) + ipv4(src_ip, dst_ip, frag_needed(src_ip, dst_ip, 1280)[:12]),  # too short to name a flow
     ]
     for f in frames:
         s.send(f.ljust(60, b"\0"))

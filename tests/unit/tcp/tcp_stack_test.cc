@@ -335,6 +335,23 @@ TEST_F(TcpPacket, ReceiveWindowDoesNotSlideWhileNothingIsRead) {
     EXPECT_GT(stack->counters().out_of_window, 0u);
 }
 
+TEST_F(TcpPacket, FragmentationNeededLowersTheSegmentSize) {
+    const uint32_t iss = handshake();  // the peer said MSS 1460
+    Connection& c = *rec.accepted[0];
+    EXPECT_TRUE(stack->path_mtu(FourTuple{kIpA, kIpB, 80, 40000}, 1280));
+    EXPECT_EQ(c.snd_mss, 1240);
+    out.clear();
+    const std::string data(3000, 'z');
+    stack->write(c, data.data(), 3000, 0);
+    ASSERT_FALSE(out.frames.empty());
+    EXPECT_LE(rte_pktmbuf_pkt_len(out.frames[0]), 14u + 1280u);
+    EXPECT_EQ(out.seg(0).seq, iss + 1);
+    // Old routers send MTU 0: fall back to 576, never below.
+    EXPECT_TRUE(stack->path_mtu(FourTuple{kIpA, kIpB, 80, 40000}, 0));
+    EXPECT_EQ(c.snd_mss, 536);
+    EXPECT_FALSE(stack->path_mtu(FourTuple{kIpA, kIpB, 80, 40001}, 1280));
+}
+
 TEST_F(TcpPacket, IdleTimeoutResetsASilentConnection) {
     const uint32_t iss = handshake();
     Connection& c = *rec.accepted[0];
