@@ -59,7 +59,7 @@ constexpr std::string_view kImplemented[] = {
     "tcp_congestion", "stream", "upstream", "server", "listen", "proxy_pass", "least_conn",
     "hash", "zone", "proxy_next_upstream", "proxy_next_upstream_tries",
     "proxy_next_upstream_timeout", "proxy_buffer_size", "proxy_timeout",
-    "proxy_connect_timeout"};
+    "proxy_connect_timeout", "proxy_half_close"};
 
 int setup_port(const config::PortConfig& pc, unsigned n_queues, rte_mempool* pool, PortInfo& out) {
     uint16_t port_id = 0;

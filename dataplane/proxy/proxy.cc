@@ -140,6 +140,14 @@ void Proxy::connect_upstream(Session& s) {
 }
 
 void Proxy::relay(Session& s, tcp::Connection& from, tcp::Connection& to) {
+    if (s.closing && to.fin_queued) {
+        // proxy_half_close off and this side is closed to its peer already:
+        // what still arrives has nowhere to go (nginx closes the socket).
+        uint8_t scratch[4096];
+        while (stack_.read(from, scratch, sizeof scratch, now_us_) > 0) {
+        }
+        return;
+    }
     const uint32_t n = stack_.forward(from, to, UINT32_MAX, now_us_);
     if (&from == s.client) {
         counters_.bytes_to_upstream += n;
@@ -147,7 +155,15 @@ void Proxy::relay(Session& s, tcp::Connection& from, tcp::Connection& to) {
         counters_.bytes_to_client += n;
     }
     // The sender finished and everything it sent is passed on: pass its FIN.
-    if (from.fin_received && from.rcvq.bytes == 0 && !to.fin_queued) stack_.shutdown(to, now_us_);
+    if (from.fin_received && from.rcvq.bytes == 0 && !to.fin_queued) {
+        stack_.shutdown(to, now_us_);
+        // proxy_half_close off (nginx's default): the session ends when
+        // either side finishes, so the other direction closes too.
+        if (!s.listener->server.settings.proxy_half_close && !from.fin_queued) {
+            s.closing = true;
+            stack_.shutdown(from, now_us_);
+        }
+    }
 }
 
 void Proxy::finish_if_done(Session& s) {
@@ -177,6 +193,12 @@ void Session::on_readable(tcp::Connection& c) {
         if (upstream && upstream_up) p.relay(*this, c, *upstream);
     } else if (client) {
         p.relay(*this, c, *client);
+    } else {
+        // The client is gone: what the upstream still sends goes nowhere,
+        // and must not hold its connection open.
+        uint8_t scratch[4096];
+        while (p.stack_.read(c, scratch, sizeof scratch, p.now_us_) > 0) {
+        }
     }
 }
 

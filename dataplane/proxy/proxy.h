@@ -57,6 +57,7 @@ struct Session final : tcp::Handler {
     uint32_t tries = 0;
     uint64_t first_try_us = 0;
     bool upstream_up = false;
+    bool closing = false;  // proxy_half_close off: one side finished
     bool in_use = false;
     uint32_t next_free = 0;
 

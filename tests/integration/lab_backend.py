@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Backends for the lab: echo servers on ADDR:PORT... (each connection's
 bytes come back; a FIN from the client is answered with a FIN once
-everything is echoed). Usage: lab_backend.py ADDR PORT [PORT...]"""
+everything is echoed). PORT:after-eof replies only once the client has
+half-closed, with everything it sent. Usage: lab_backend.py ADDR PORT..."""
 import socket
 import sys
 import threading
@@ -21,20 +22,38 @@ def handle(c):
         c.close()
 
 
-def serve(addr, port):
+def handle_after_eof(c):
+    try:
+        data = b""
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            data += d
+        c.sendall(data)
+        c.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    finally:
+        c.close()
+
+
+def serve(addr, port, handler=handle):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, port))
     s.listen(1024)
     while True:
         c, _ = s.accept()
-        threading.Thread(target=handle, args=(c,), daemon=True).start()
+        threading.Thread(target=handler, args=(c,), daemon=True).start()
 
 
 def main():
     addr = sys.argv[1]
     for p in sys.argv[2:]:
-        threading.Thread(target=serve, args=(addr, int(p)), daemon=True).start()
+        port, _, mode = p.partition(":")
+        h = handle_after_eof if mode == "after-eof" else handle
+        threading.Thread(target=serve, args=(addr, int(port), h), daemon=True).start()
     print("ready", flush=True)
     threading.Event().wait()
 

@@ -91,6 +91,23 @@ def main():
             got += d
         print("slow connection %s" % ("verified" if got == data else "BROKEN %d" % len(got)))
         sys.exit(0 if got == data else 1)
+    if mode == "halfclose":
+        # Sends 1000 bytes, half-closes, reads to EOF: must get WANT bytes.
+        addr, port, want = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        s = socket.create_connection((addr, port), timeout=10)
+        s.sendall(b"h" * 1000)
+        s.shutdown(socket.SHUT_WR)
+        got = 0
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got += len(d)
+        except ConnectionResetError:
+            pass
+        print("%d bytes back after the half-close" % got)
+        sys.exit(0 if got == want else 1)
     if mode == "idle":
         # Connects, stays silent; must be closed between LO and HI seconds.
         addr, port, lo, hi = sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
