@@ -166,7 +166,6 @@ std::vector<config::Diagnostic> unsupported_directives(const config::Config& cfg
         for (const auto& l : s.listen) {
             if (l.ssl) refuse(l.loc, "\"listen ... ssl\"");
             if (l.proxy_protocol) refuse(l.loc, "\"listen ... proxy_protocol\"");
-            if (l.so_keepalive.set) refuse(l.loc, "\"listen ... so_keepalive=\"");
         }
     }
     for (const auto& u : cfg.upstreams) {

@@ -86,6 +86,19 @@ tcp::Handler* ServerListener::accept(tcp::Connection& c) {
     s->client = &c;
     const auto idle = server.settings.proxy_timeout.count();
     if (idle > 0) proxy.stack_.set_idle_timeout(c, static_cast<uint64_t>(idle) * 1000);
+    // so_keepalive of the listen this connection came in on; zeros are the
+    // system defaults, as Linux has them (2 h, 75 s, 9 probes).
+    for (const auto& l : server.listen) {
+        if (l.port != c.tuple.local_port || (l.address && l.address != c.tuple.local_ip)) continue;
+        if (l.so_keepalive.set && l.so_keepalive.on) {
+            const uint64_t idle_s = l.so_keepalive.idle_s ? l.so_keepalive.idle_s : 7200;
+            const uint64_t intvl_s = l.so_keepalive.interval_s ? l.so_keepalive.interval_s : 75;
+            const uint32_t cnt = l.so_keepalive.count ? l.so_keepalive.count : 9;
+            proxy.stack_.set_keepalive(c, idle_s * 1'000'000, intvl_s * 1'000'000,
+                                       static_cast<uint8_t>(cnt));
+        }
+        break;
+    }
     return s;
 }
 

@@ -84,6 +84,8 @@ class Output {
     X(connect_timeouts, "active opens that timed out")                    \
     X(idle_timeouts, "connections reset after their idle timeout")        \
     X(pmtu_lowered, "connections whose MSS an ICMP frag-needed lowered")  \
+    X(keepalive_probes, "keepalive probes sent")                          \
+    X(keepalive_timeouts, "connections dropped: keepalive unanswered")    \
     TERMINUS_TCP_DROPS(X)
 
 struct TcpCounters {
@@ -162,6 +164,10 @@ struct Connection {
     uint32_t recover = 0;  // RFC 6582 "recover"
     uint8_t retries = 0;
     uint64_t idle_us = 0;  // 0: no idle timeout
+    // Keepalive (RFC 9293 3.8.4, Linux's knobs): probe after KA_IDLE_US of
+    // silence, every KA_INTERVAL_US, give up after KA_COUNT unanswered.
+    uint64_t ka_idle_us = 0, ka_interval_us = 0;
+    uint8_t ka_count = 0, ka_probes = 0;
     uint8_t unacked_segments = 0;  // for delayed ACKs: ACK every second one
     bool ack_now = false;
 
@@ -198,6 +204,8 @@ class Stack {
     // the next hop's MTU: lower what it sends to fit (never below 536 + 40).
     // Returns whether a connection was found.
     bool path_mtu(const FourTuple& t, uint16_t mtu);
+    // Turns keepalive probes on for C (IDLE_US 0: off).
+    void set_keepalive(Connection& c, uint64_t idle_us, uint64_t interval_us, uint8_t count);
     // Resets C (on_closed(kTimeout)) after IDLE_US without a segment from
     // the peer or new data to send; 0 turns it off.
     void set_idle_timeout(Connection& c, uint64_t idle_us);

@@ -282,6 +282,10 @@ void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64
         return;
     }
     if (c.idle_us) arm(c, TcpTimer::kIdle, c.idle_us);  // the peer is alive
+    if (c.ka_idle_us) {
+        c.ka_probes = 0;
+        arm(c, TcpTimer::kKeepalive, c.ka_idle_us);
+    }
     // Second: RST, only on an exact match (RFC 5961 3.2); else challenge.
     if (s.flags & kRst) {
         rte_pktmbuf_free(m);

@@ -177,6 +177,18 @@ bool Stack::path_mtu(const FourTuple& t, uint16_t mtu) {
     return true;
 }
 
+void Stack::set_keepalive(Connection& c, uint64_t idle_us, uint64_t interval_us, uint8_t count) {
+    c.ka_idle_us = idle_us;
+    c.ka_interval_us = interval_us ? interval_us : 75'000'000;
+    c.ka_count = count ? count : 9;
+    c.ka_probes = 0;
+    if (idle_us) {
+        arm(c, TcpTimer::kKeepalive, idle_us);
+    } else {
+        disarm(c, TcpTimer::kKeepalive);
+    }
+}
+
 void Stack::set_idle_timeout(Connection& c, uint64_t idle_us) {
     c.idle_us = idle_us;
     if (idle_us) {

@@ -92,8 +92,25 @@ void Stack::on_timer(Connection& c, TcpTimer t, uint64_t now_us) {
             if (c.snd_wnd == 0) arm(c, TcpTimer::kPersist, c.rtt.rto_us());
             return;
         }
-        case TcpTimer::kKeepalive:
+        case TcpTimer::kKeepalive: {
+            if (c.state != TcpState::kEstablished && c.state != TcpState::kCloseWait &&
+                c.state != TcpState::kFinWait2) {
+                return;
+            }
+            if (c.ka_probes >= c.ka_count) {
+                ++counters_.keepalive_timeouts;
+                send_rst(c);
+                destroy(c, CloseReason::kTimeout, true);
+                return;
+            }
+            // A probe carries an old sequence number so that a live peer
+            // must answer with an ACK (RFC 9293 3.8.4).
+            ++c.ka_probes;
+            ++counters_.keepalive_probes;
+            emit(&c, make(c, c.snd_una - 1, kAck, nullptr, 0, now_us, false), c.tuple.remote_ip);
+            arm(c, TcpTimer::kKeepalive, c.ka_interval_us);
             return;
+        }
         case TcpTimer::kTimeWait:
             destroy(c, CloseReason::kClosed, true);
             return;

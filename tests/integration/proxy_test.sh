@@ -71,6 +71,7 @@ stream {
     server { listen 86 backlog=16; proxy_pass echo; }
     server { listen 87; proxy_half_close off; proxy_pass 198.18.0.1:9003; }
     server { listen 88; proxy_pass 198.18.0.1:9003; }
+    server { listen 89 so_keepalive=1s:1s:3; proxy_pass echo; }
 }
 CONF
 # Not through in_ns: $! must be terminusd itself, not a subshell.
@@ -80,7 +81,7 @@ if ! wait_for 30 grep -q "terminusd: running" "$work/log"; then
     not_ok "terminusd starts" "$(cat "$work/log")"
     echo "1..$n"; exit 1
 fi
-ok "terminusd starts with nine proxied servers"
+ok "terminusd starts with ten proxied servers"
 ip -n "$ns" addr add 198.18.0.1/24 dev "$iface"
 ip -n "$ns" link set "$iface" up
 ip netns exec "$ns" python3 "$here/lab_backend.py" 198.18.0.1 9001 9002 9003:after-eof >"$work/backend.log" 2>&1 &
@@ -98,6 +99,22 @@ check "with every upstream down the client is closed at once" client refused 198
 check "proxy_timeout 1s closes an idle session" client idle 198.18.0.2 84 0.8 3
 check "proxy_half_close on: the reply after the client's FIN arrives" client halfclose 198.18.0.2 88 1000
 check "proxy_half_close off: the client's FIN ends the session" client halfclose 198.18.0.2 87 0
+# so_keepalive: a client silent for 2.5 s is probed (and answers), and the
+# session still works afterwards.
+out=$(in_ns timeout 20 python3 -c '
+import socket, time
+s = socket.create_connection(("198.18.0.2", 89), timeout=10)
+time.sleep(2.5)
+s.sendall(b"still here")
+print(s.recv(100).decode())
+' 2>&1)
+probes=$("$(dirname "$terminusd")/../mgmt/terminusctl" stats --name "px$id" --json |
+         python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["tcp"]["keepalive_probes"]["total"])')
+if [ "$out" = "still here" ] && [ "${probes:-0}" -ge 1 ]; then
+    ok "so_keepalive probes an idle client ($probes probes) and the session lives on"
+else
+    not_ok "so_keepalive probes an idle client (got '$out', $probes probes)"
+fi
 check "proxy_connect_timeout moves on from a silent upstream" client echo 198.18.0.2 85 2 1000 1
 
 # 1% random loss on frames from terminusd into the namespace.

@@ -352,6 +352,38 @@ TEST_F(TcpPacket, FragmentationNeededLowersTheSegmentSize) {
     EXPECT_FALSE(stack->path_mtu(FourTuple{kIpA, kIpB, 80, 40001}, 1280));
 }
 
+TEST_F(TcpPacket, KeepaliveProbesASilentPeerThenGivesUp) {
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    stack->set_keepalive(c, 1'000'000, 200'000, 2);  // at 100 ms: first probe at 1.1 s
+    out.clear();
+    stack->poll(1'150'000);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).seq, iss);  // SND.UNA - 1
+    EXPECT_EQ(out.seg(0).flags, kAck);
+    out.clear();
+    stack->poll(1'400'000);
+    EXPECT_EQ(out.frames.size(), 1u);  // the second probe
+    EXPECT_EQ(rec.closed, 0);
+    out.clear();
+    stack->poll(1'700'000);  // two unanswered: give up
+    EXPECT_EQ(rec.closed, 1);
+    EXPECT_EQ(rec.last_reason, CloseReason::kTimeout);
+    EXPECT_EQ(stack->counters().keepalive_probes, 2u);
+    EXPECT_EQ(stack->counters().keepalive_timeouts, 1u);
+}
+
+TEST_F(TcpPacket, AnsweredKeepaliveKeepsTheConnection) {
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    stack->set_keepalive(c, 1'000'000, 200'000, 1);
+    stack->poll(1'150'000);  // probe 1
+    stack->input(craft(1001, iss + 1, kAck), kIhl, 1'200'000);  // the peer answers
+    stack->poll(1'600'000);
+    EXPECT_EQ(rec.closed, 0);
+    EXPECT_EQ(c.state, TcpState::kEstablished);
+}
+
 TEST_F(TcpPacket, IdleTimeoutResetsASilentConnection) {
     const uint32_t iss = handshake();
     Connection& c = *rec.accepted[0];
