@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "tests/unit/config/test_support.h"
 
 namespace terminus::config {
 namespace {
@@ -23,35 +24,7 @@ using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-constexpr const char* kName = "/tmp/dir/t.conf";
-
-std::string certs_dir() {
-    const char* d = std::getenv("TERMINUS_TEST_CERTS");
-    return d ? d : "/nonexistent/TERMINUS_TEST_CERTS-is-unset";
-}
-
-// The absolute path of a file in the test certificate directory.
-std::string cert(std::string_view file) { return certs_dir() + "/" + std::string(file); }
-
-LoadResult load(std::string_view text) { return load_string(text, kName); }
-
-std::string listing(const LoadResult& r) {
-    std::string s;
-    for (const auto& d : r.diagnostics) s += d.to_string() + "\n";
-    return s;
-}
-
-// Valid, and without a single warning.
-::testing::AssertionResult clean(const LoadResult& r) {
-    if (r.ok() && r.diagnostics.empty()) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << (r.ok() ? "warnings:\n" : "errors:\n") << listing(r);
-}
-
-std::vector<std::string> messages(const LoadResult& r) {
-    std::vector<std::string> v;
-    for (const auto& d : r.diagnostics) v.push_back(d.message);
-    return v;
-}
+using namespace test_support;
 
 std::vector<std::string> messages_of(std::string_view text) { return messages(load(text)); }
 

@@ -21,6 +21,7 @@
 #include <openssl/x509.h>
 
 #include "config/config.h"
+#include "tests/unit/config/test_support.h"
 
 namespace terminus::config {
 namespace {
@@ -29,35 +30,7 @@ using ::testing::ElementsAre;
 using ::testing::SizeIs;
 using ::testing::StartsWith;
 
-constexpr const char* kName = "/tmp/dir/t.conf";
-
-std::string certs_dir() {
-    const char* d = std::getenv("TERMINUS_TEST_CERTS");
-    return d ? d : "/nonexistent/TERMINUS_TEST_CERTS-is-unset";
-}
-
-std::string cert(std::string_view file) { return certs_dir() + "/" + std::string(file); }
-
-LoadResult load(std::string_view text, const LoadOptions& options = {}) {
-    return load_string(text, kName, options);
-}
-
-std::vector<std::string> messages(const LoadResult& r) {
-    std::vector<std::string> v;
-    for (const auto& d : r.diagnostics) v.push_back(d.message);
-    return v;
-}
-
-std::string listing(const LoadResult& r) {
-    std::string s;
-    for (const auto& d : r.diagnostics) s += d.to_string() + "\n";
-    return s;
-}
-
-::testing::AssertionResult clean(const LoadResult& r) {
-    if (r.ok() && r.diagnostics.empty()) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << (r.ok() ? "warnings:\n" : "errors:\n") << listing(r);
-}
+using namespace test_support;
 
 // One TLS-terminating server; BODY holds its certificates and whatever else
 // the test needs, one directive per line from line 5 on.

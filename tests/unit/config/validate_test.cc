@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "tests/unit/config/test_support.h"
 
 namespace terminus::config {
 namespace {
@@ -21,36 +22,9 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
-constexpr const char* kName = "/tmp/dir/t.conf";
-
-std::string certs_dir() {
-    const char* d = std::getenv("TERMINUS_TEST_CERTS");
-    return d ? d : "/nonexistent/TERMINUS_TEST_CERTS-is-unset";
-}
-
-std::string cert(std::string_view file) { return certs_dir() + "/" + std::string(file); }
-
-LoadResult load(std::string_view text) { return load_string(text, kName); }
-
-// Every diagnostic as the operator reads it: "FILE:LINE:COL: error: ...".
-std::vector<std::string> diagnostics(const LoadResult& r) {
-    std::vector<std::string> v;
-    for (const auto& d : r.diagnostics) v.push_back(d.to_string());
-    return v;
-}
+using namespace test_support;
 
 std::vector<std::string> diagnostics_of(std::string_view text) { return diagnostics(load(text)); }
-
-std::string listing(const LoadResult& r) {
-    std::string s;
-    for (const auto& d : r.diagnostics) s += d.to_string() + "\n";
-    return s;
-}
-
-::testing::AssertionResult clean(const LoadResult& r) {
-    if (r.ok() && r.diagnostics.empty()) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << (r.ok() ? "warnings:\n" : "errors:\n") << listing(r);
-}
 
 // "ssl_certificate PATH; ssl_certificate_key PATH;" for the RSA test pair.
 std::string rsa_pair() {
