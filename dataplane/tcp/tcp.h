@@ -19,6 +19,7 @@
 #include "dataplane/tcp/tcp_isn.h"
 #include "dataplane/tcp/tcp_reassembly.h"
 #include "dataplane/tcp/tcp_rtt.h"
+#include "dataplane/tcp/tcp_sack.h"
 #include "dataplane/tcp/tcp_segment.h"
 #include "dataplane/tcp/tcp_types.h"
 #include "dataplane/tcp/timer_wheel.h"
@@ -70,7 +71,9 @@ class Output {
     X(segments_in, "segments received")                                    \
     X(segments_out, "segments sent")                                       \
     X(retransmits, "segments retransmitted")                               \
-    X(fast_retransmits, "fast retransmits (three duplicate ACKs)")         \
+    X(fast_retransmits, "fast recoveries (duplicate ACKs or SACKed loss)") \
+    X(sack_retransmits, "segments resent from the SACK scoreboard")       \
+    X(limited_transmits, "new segments sent on a duplicate ACK (RFC 3042)") \
     X(rto_expired, "retransmission timeouts")                              \
     X(ooo_held, "out-of-order segments held")                              \
     X(accepts, "connections accepted")                                     \
@@ -161,7 +164,9 @@ struct Connection {
     uint64_t rtt_start_us = 0;
     uint8_t dupacks = 0;
     bool in_recovery = false;
-    uint32_t recover = 0;  // RFC 6582 "recover"
+    uint32_t recover = 0;  // RFC 6582 "recover", RFC 6675 RecoveryPoint
+    SackScoreboard sacked;  // what the peer reported holding (RFC 6675)
+    uint32_t high_rxt = 0;  // one past the highest byte resent in recovery
     uint8_t retries = 0;
     uint64_t idle_us = 0;  // 0: no idle timeout
     // Keepalive (RFC 9293 3.8.4, Linux's knobs): probe after KA_IDLE_US of
@@ -249,6 +254,13 @@ class Stack {
     void send_rst_for(const Segment& s);
     void send_rst(Connection& c);
     bool send_data(Connection& c, uint64_t now_us);  // as much as windows allow
+    // One new segment within WND bytes from SND.UNA; false when none went.
+    bool send_new(Connection& c, uint32_t wnd, uint64_t now_us);
+    // RFC 6675 5 (C): while cwnd - pipe allows, NextSeg() and send it.
+    bool sack_transmit(Connection& c, uint64_t now_us);
+    // Resends up to LEN bytes from SEQ (with our FIN when it is next).
+    bool resend(Connection& c, uint32_t seq, uint32_t len, uint64_t now_us);
+    void enter_recovery(Connection& c, uint64_t now_us);
     void retransmit_first(Connection& c, uint64_t now_us);
     rte_mbuf* make(const Connection& c, uint32_t seq, uint8_t flags, const uint8_t* payload,
                    uint32_t len, uint64_t now_us, bool syn_options);

@@ -392,6 +392,11 @@ void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64
 void Stack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
     const uint32_t ack = s.ack;
     const uint32_t old_wnd = c.snd_wnd;
+    // RFC 6675 5 (A): the scoreboard learns what the peer holds.
+    uint32_t newly_sacked = 0;
+    if (c.sack_ok && s.options.n_sack > 0 && c.snd_max != c.snd_una) {
+        newly_sacked = c.sacked.update(s.options.sack, s.options.n_sack, seq_max(ack, c.snd_una), c.snd_max);
+    }
     // Window update (RFC 9293 3.10.7.4, SND.WL1/WL2).
     if (seq_lt(c.snd_wl1, s.seq) || (c.snd_wl1 == s.seq && seq_leq(c.snd_wl2, ack))) {
         c.snd_wnd = static_cast<uint32_t>(s.window) << c.snd_wscale;
@@ -407,6 +412,8 @@ void Stack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
         uint32_t data = std::min(acked, c.sndq.bytes);
         bq_consume(c.sndq, data);
         c.snd_una = ack;
+        c.sacked.advance(ack);
+        c.high_rxt = seq_max(c.high_rxt, ack);
         if (seq_lt(c.snd_nxt, c.snd_una)) c.snd_nxt = c.snd_una;
         // RTT: timestamps give a sample per ACK (RFC 7323 4.1), otherwise
         // the one timed segment, never a retransmitted one (Karn).
@@ -424,9 +431,11 @@ void Stack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
             if (seq_geq(ack, c.recover)) {
                 cc.on_recovery_end();
                 c.in_recovery = false;
-            } else {
+                c.sacked.clear();
+            } else if (c.sacked.empty()) {
                 retransmit_first(c, now_us);  // RFC 6582 partial ACK
             }
+            // With SACK, send_data() after this ACK runs RFC 6675 5 (C).
         } else {
             cc.on_ack(data, now_us, c.rtt.srtt_us());
         }
@@ -460,17 +469,46 @@ void Stack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
         return;
     }
     // A duplicate ACK: nothing new, no data, same window, data outstanding
-    // (RFC 5681 2).
-    if (ack == c.snd_una && s.payload_len == 0 && c.snd_wnd == old_wnd && c.snd_max != c.snd_una &&
-        !(s.flags & (kSyn | kFin))) {
-        // RFC 6582 3.2 step 2: not again for losses of one window.
-        if (++c.dupacks == 3 && !c.in_recovery && seq_gt(ack, c.recover)) {
-            c.in_recovery = true;
-            c.recover = c.snd_max;
-            c.congestion().on_loss(c.snd_max - c.snd_una, now_us);
-            ++counters_.fast_retransmits;
-            retransmit_first(c, now_us);
+    // (RFC 5681 2) -- or, with SACK, one that reports new data held (RFC
+    // 6675 2).
+    if (ack == c.snd_una && c.snd_max != c.snd_una && !(s.flags & (kSyn | kFin)) &&
+        ((s.payload_len == 0 && c.snd_wnd == old_wnd) || newly_sacked > 0)) {
+        ++c.dupacks;
+        // RFC 6582 3.2 step 2: not again for losses of one window; RFC
+        // 6675 5 (4): DupThresh duplicates, or the first byte is lost.
+        const bool lost = c.dupacks >= SackScoreboard::kDupThresh ||
+                          (!c.sacked.empty() && c.sacked.is_lost(c.snd_una, payload_limit(c)));
+        // With SACK the scoreboard tells a new loss from the tail of the
+        // last recovery, so a loss right at RecoveryPoint starts one too.
+        const bool new_window = c.sacked.empty() ? seq_gt(ack, c.recover) : seq_geq(ack, c.recover);
+        if (!c.in_recovery && lost && new_window) {
+            enter_recovery(c, now_us);
+        } else if (!c.in_recovery && c.dupacks < SackScoreboard::kDupThresh) {
+            // RFC 3042 limited transmit: each of the first two duplicates
+            // lets one new segment out beyond cwnd, so that a small window
+            // still gathers the duplicates fast retransmit needs.
+            const uint32_t cwnd = c.congestion().cwnd() + c.dupacks * payload_limit(c);
+            if (send_new(c, std::min(c.snd_wnd, cwnd), now_us)) ++counters_.limited_transmits;
         }
+    }
+}
+
+void Stack::enter_recovery(Connection& c, uint64_t now_us) {
+    c.in_recovery = true;
+    c.recover = c.snd_max;
+    c.congestion().on_loss(c.snd_max - c.snd_una, now_us);
+    ++counters_.fast_retransmits;
+    if (c.sacked.empty()) {
+        retransmit_first(c, now_us);  // RFC 6582 3.2 step 3
+        return;
+    }
+    // RFC 6675 5 (4.3): resend the segment at HighACK + 1, then let the
+    // scoreboard say what else may go (4.4, in send_data).
+    c.high_rxt = c.snd_una;
+    uint32_t seq = 0, len = 0;
+    if (c.sacked.next_hole(c.snd_una, c.snd_una, payload_limit(c), false, seq, len) &&
+        resend(c, seq, len, now_us)) {
+        c.high_rxt = seq + len;
     }
 }
 

@@ -151,6 +151,48 @@ void Stack::send_rst_for(const Segment& in) {
     emit(nullptr, build_segment(pool_, r, s), in.tuple.remote_ip);
 }
 
+bool Stack::send_new(Connection& c, uint32_t wnd, uint64_t now_us) {
+    const uint32_t in_flight = c.snd_nxt - c.snd_una;
+    // Bytes of the queue not sent yet (the FIN, when sent, is past them).
+    const uint32_t unsent = c.sndq.bytes > in_flight ? c.sndq.bytes - in_flight : 0;
+    const uint32_t room = wnd > in_flight ? wnd - in_flight : 0;
+    const uint32_t limit = payload_limit(c);
+    const uint32_t len = std::min({unsent, room, limit});
+    // The FIN takes the sequence number after the last byte; it goes
+    // with the segment that carries that byte (or alone).
+    const uint32_t fin_seq = c.snd_una + c.sndq.bytes;
+    const bool fin_now = c.fin_queued && c.snd_nxt + len == fin_seq;
+    if (len == 0 && !fin_now) return false;
+    // Avoid silly window syndrome (RFC 9293 3.8.6.2.1): send a partial
+    // segment only when it is all there is.
+    if (len < limit && len < unsent) return false;
+    uint8_t buf[9216];
+    if (len) bq_copy(c.sndq, in_flight, len, buf);
+    uint8_t flags = kAck | (len ? kPsh : 0);
+    if (fin_now) flags |= kFin;
+    rte_mbuf* m = make(c, c.snd_nxt, flags, buf, len, now_us, false);
+    if (!m) {
+        ++counters_.no_memory;
+        return false;
+    }
+    if (!c.rtt_timing && seq_geq(c.snd_nxt, c.snd_max)) {
+        c.rtt_timing = true;
+        c.rtt_seq = c.snd_nxt;
+        c.rtt_start_us = now_us;
+    }
+    if (fin_now) {
+        c.fin_sent = true;
+        c.fin_seq = c.snd_nxt + len;
+    }
+    c.snd_nxt += len + (fin_now ? 1 : 0);
+    if (seq_gt(c.snd_nxt, c.snd_max)) c.snd_max = c.snd_nxt;
+    emit(&c, m, c.tuple.remote_ip);
+    if (c.timers[static_cast<unsigned>(TcpTimer::kRetransmit)] == kInvalidTimer) {
+        arm(c, TcpTimer::kRetransmit, c.rtt.rto_us());
+    }
+    return true;
+}
+
 bool Stack::send_data(Connection& c, uint64_t now_us) {
     if (c.state != TcpState::kEstablished && c.state != TcpState::kCloseWait &&
         c.state != TcpState::kFinWait1 && c.state != TcpState::kLastAck &&
@@ -158,49 +200,11 @@ bool Stack::send_data(Connection& c, uint64_t now_us) {
         return false;
     }
     bool sent = false;
-    const uint32_t cwnd = c.congestion().cwnd();
-    for (;;) {
-        const uint32_t in_flight = c.snd_nxt - c.snd_una;
-        // Bytes of the queue not sent yet (the FIN, when sent, is past them).
-        const uint32_t unsent = c.sndq.bytes > in_flight ? c.sndq.bytes - in_flight : 0;
-        const uint32_t wnd = std::min(c.snd_wnd, cwnd);
-        const uint32_t room = wnd > in_flight ? wnd - in_flight : 0;
-        const uint32_t limit = payload_limit(c);
-        uint32_t len = std::min({unsent, room, limit});
-        // The FIN takes the sequence number after the last byte; it goes
-        // with the segment that carries that byte (or alone).
-        const uint32_t fin_seq = c.snd_una + c.sndq.bytes;
-        const bool fin_now = c.fin_queued && c.snd_nxt + len == fin_seq;
-        if (len == 0 && !fin_now) break;
-        // Avoid silly window syndrome (RFC 9293 3.8.6.2.1): send a partial
-        // segment only when it is all there is.
-        if (len < limit && len < unsent) break;
-        uint8_t buf[9216];
-        if (len) bq_copy(c.sndq, in_flight, len, buf);
-        uint8_t flags = kAck | (len ? kPsh : 0);
-        if (fin_now) flags |= kFin;
-        rte_mbuf* m = make(c, c.snd_nxt, flags, buf, len, now_us, false);
-        if (!m) {
-            ++counters_.no_memory;
-            break;
-        }
-        if (!c.rtt_timing && seq_geq(c.snd_nxt, c.snd_max)) {
-            c.rtt_timing = true;
-            c.rtt_seq = c.snd_nxt;
-            c.rtt_start_us = now_us;
-        }
-        if (fin_now) {
-            c.fin_sent = true;
-            c.fin_seq = c.snd_nxt + len;
-        }
-        c.snd_nxt += len + (fin_now ? 1 : 0);
-        if (seq_gt(c.snd_nxt, c.snd_max)) c.snd_max = c.snd_nxt;
-        emit(&c, m, c.tuple.remote_ip);
-        sent = true;
-        if (c.timers[static_cast<unsigned>(TcpTimer::kRetransmit)] == kInvalidTimer) {
-            arm(c, TcpTimer::kRetransmit, c.rtt.rto_us());
-        }
-        if (fin_now) break;
+    if (c.in_recovery && !c.sacked.empty()) {
+        sent = sack_transmit(c, now_us);
+    } else {
+        const uint32_t wnd = std::min(c.snd_wnd, c.congestion().cwnd());
+        while (send_new(c, wnd, now_us)) sent = true;
     }
     // Data waits but the peer's window is closed: probe it (RFC 9293 3.8.6.1).
     if (!sent && c.snd_wnd == 0 && c.sndq.bytes > c.snd_nxt - c.snd_una &&
@@ -209,6 +213,67 @@ bool Stack::send_data(Connection& c, uint64_t now_us) {
         arm(c, TcpTimer::kPersist, c.rtt.rto_us());
     }
     return sent;
+}
+
+bool Stack::sack_transmit(Connection& c, uint64_t now_us) {
+    // RFC 6675 5 (C): cwnd is ssthresh during recovery (step 4.2); NewReno
+    // inflates its own cwnd for the non-SACK path, so take the smaller.
+    CongestionControl& cc = c.congestion();
+    const uint32_t cwnd = std::min(cc.cwnd(), cc.ssthresh());
+    const uint32_t smss = payload_limit(c);
+    bool sent = false;
+    // Each round sends one segment or stops; the bound keeps one ACK's
+    // work finite whatever the scoreboard says.
+    for (unsigned round = 0; round < 64; ++round) {
+        const uint32_t pipe = c.sacked.pipe(c.snd_una, c.snd_max, c.high_rxt, smss);
+        if (pipe + smss > cwnd) break;
+        uint32_t seq = 0, len = 0;
+        // NextSeg() rule (1): a hole presumed lost.
+        if (c.sacked.next_hole(c.snd_una, c.high_rxt, smss, true, seq, len)) {
+            if (!resend(c, seq, len, now_us)) break;
+            c.high_rxt = seq + len;
+            sent = true;
+            continue;
+        }
+        // Rule (2): new data, within the peer's window.
+        const uint32_t in_flight = c.snd_nxt - c.snd_una;
+        const uint32_t wnd = std::min(c.snd_wnd, in_flight + (cwnd - pipe));
+        if (send_new(c, wnd, now_us)) {
+            sent = true;
+            continue;
+        }
+        // Rule (3): a hole not yet presumed lost.
+        if (c.sacked.next_hole(c.snd_una, c.high_rxt, smss, false, seq, len)) {
+            if (!resend(c, seq, len, now_us)) break;
+            c.high_rxt = seq + len;
+            sent = true;
+            continue;
+        }
+        break;
+    }
+    return sent;
+}
+
+bool Stack::resend(Connection& c, uint32_t seq, uint32_t len, uint64_t now_us) {
+    if (c.snd_una == c.iss || seq_lt(seq, c.snd_una)) return false;  // the SYN is not in the queue
+    const uint32_t off = seq - c.snd_una;
+    const uint32_t avail = c.sndq.bytes > off ? c.sndq.bytes - off : 0;
+    len = std::min(len, avail);
+    const bool fin = c.fin_sent && seq + len == c.fin_seq;
+    if (len == 0 && !fin) return false;
+    uint8_t buf[9216];
+    if (len) bq_copy(c.sndq, off, len, buf);
+    rte_mbuf* m = make(c, seq, static_cast<uint8_t>(kAck | (len ? kPsh : 0) | (fin ? kFin : 0)), buf,
+                       len, now_us, false);
+    if (!m) {
+        ++counters_.no_memory;
+        return false;
+    }
+    ++counters_.retransmits;
+    ++counters_.sack_retransmits;
+    c.rtt_timing = false;  // Karn: no sample from a retransmission
+    emit(&c, m, c.tuple.remote_ip);
+    return true;
 }
 
 void Stack::retransmit_first(Connection& c, uint64_t now_us) {

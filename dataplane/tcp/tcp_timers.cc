@@ -71,6 +71,10 @@ void Stack::on_timer(Connection& c, TcpTimer t, uint64_t now_us) {
             c.in_recovery = false;
             c.recover = c.snd_max;
             c.dupacks = 0;
+            // RFC 2018 8: after a timeout the SACKed bits are forgotten,
+            // the receiver may have dropped what it reported.
+            c.sacked.clear();
+            c.high_rxt = c.snd_una;
             c.rtt_timing = false;  // Karn
             c.snd_nxt = c.snd_una;
             ++counters_.retransmits;
