@@ -57,7 +57,7 @@ std::string mac_string(const rte_ether_addr& a) {
 constexpr std::string_view kImplemented[] = {
     "dataplane", "port", "lcores", "mbufs", "eal_args", "max_connections", "syncookies",
     "tcp_congestion", "stream", "upstream", "server", "listen", "proxy_pass", "least_conn",
-    "hash", "zone", "proxy_next_upstream", "proxy_next_upstream_tries",
+    "hash", "random", "zone", "proxy_next_upstream", "proxy_next_upstream_tries",
     "proxy_next_upstream_timeout", "proxy_buffer_size", "proxy_timeout",
     "proxy_connect_timeout", "proxy_half_close"};
 
@@ -169,8 +169,10 @@ std::vector<config::Diagnostic> unsupported_directives(const config::Config& cfg
         }
     }
     for (const auto& u : cfg.upstreams) {
-        if (u.method == config::BalanceMethod::kHash && (u.hash_consistent || u.hash_key != "$remote_addr")) {
-            refuse(u.loc, "\"hash\" other than \"hash $remote_addr\"");
+        std::string bad;
+        if (u.method == config::BalanceMethod::kHash && !proxy::Balancer::key_supported(u.hash_key, bad)) {
+            refuse(u.loc, "\"hash\" on " + bad + " (keys may use $remote_addr, $remote_port, "
+                          "$binary_remote_addr, $server_addr and $server_port)");
         }
         for (const auto& srv : u.servers) {
             if (!srv.address) refuse(srv.loc, "an upstream server given by host name (" + srv.host + ")");

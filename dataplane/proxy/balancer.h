@@ -1,10 +1,12 @@
 // Choosing a server of an upstream group, per core: nginx's smooth
-// weighted round robin, least_conn and hash $remote_addr, with passive
-// health (max_fails within fail_timeout), backup, down and max_conns.
-// Private to dataplane/.
+// weighted round robin, least_conn, hash KEY [consistent] (a ketama ring,
+// as nginx builds it) and random [two [least_conn]], with passive health
+// (max_fails within fail_timeout), backup, down and max_conns. Private to
+// dataplane/.
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "config/config.h"
@@ -27,15 +29,26 @@ struct Peer {
     bool down = false;
 };
 
+// What a "hash" key may refer to: the connection's addresses and ports.
+struct FlowKey {
+    uint32_t client_ip = 0;
+    uint16_t client_port = 0;
+    uint32_t server_ip = 0;
+    uint16_t server_port = 0;
+};
+
 class Balancer {
   public:
     explicit Balancer(const config::Upstream& u);
     // A single server (proxy_pass HOST:PORT).
     Balancer(uint32_t addr, uint16_t port);
 
+    // The variables a "hash" key may use here; BAD gets the first other one.
+    static bool key_supported(const std::string& key, std::string& bad);
+
     // The peer to try, or -1 when none is available. TRIED: bit i set for
     // peers this session already tried.
-    int pick(uint64_t now_us, uint32_t client_ip, uint64_t tried);
+    int pick(uint64_t now_us, const FlowKey& key, uint64_t tried);
     void on_failure(int peer, uint64_t now_us);
     void on_success(int peer);
     void release(int peer);
@@ -44,12 +57,36 @@ class Balancer {
     size_t size() const { return peers_.size(); }
     config::BalanceMethod method() const { return method_; }
 
+    // The key's hash for K (CRC32-C of the key as text, as nginx hashes
+    // the evaluated string).
+    uint32_t key_hash(const FlowKey& k) const;
+
   private:
     bool available(const Peer& p, uint64_t now_us) const;
-    int pick_from(bool backup, uint64_t now_us, uint32_t client_ip, uint64_t tried);
+    bool usable(size_t i, bool backup, uint64_t now_us, uint64_t tried) const;
+    int pick_from(bool backup, uint64_t now_us, const FlowKey& key, uint64_t tried);
+    int pick_hash(uint64_t now_us, const FlowKey& key, uint64_t tried);
+    int pick_consistent(uint64_t now_us, const FlowKey& key, uint64_t tried);
+    int pick_random(uint64_t now_us, uint64_t tried);
+    int pick_least_conn(bool backup, uint64_t now_us, uint64_t tried);
+    int weighted_random(uint64_t now_us, uint64_t tried, int total);
+
+    enum class KeyPart : uint8_t { kText, kRemoteAddr, kRemotePort, kServerAddr, kServerPort, kBinaryRemoteAddr };
+    struct Part {
+        KeyPart kind;
+        std::string text;
+    };
+    struct Point {
+        uint32_t hash;
+        uint32_t peer;
+    };
 
     std::vector<Peer> peers_;
     config::BalanceMethod method_ = config::BalanceMethod::kRoundRobin;
+    std::vector<Part> key_;
+    bool consistent_ = false;
+    std::vector<Point> ring_;  // consistent hashing: sorted by hash
+    bool random_two_ = false;
 };
 
 }  // namespace terminus::dataplane::proxy

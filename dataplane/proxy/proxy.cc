@@ -115,6 +115,14 @@ uint16_t Proxy::pick_local_port(uint32_t remote_ip, uint16_t remote_port) {
     return 0;
 }
 
+namespace {
+FlowKey flow_key(const Session& s) {
+    if (!s.client) return FlowKey{};
+    const tcp::FourTuple& t = s.client->tuple;
+    return FlowKey{t.remote_ip, t.remote_port, t.local_ip, t.local_port};
+}
+}  // namespace
+
 void Proxy::connect_upstream(Session& s) {
     const config::ServerSettings& st = s.listener->server.settings;
     Balancer& b = s.listener->balancer;
@@ -124,7 +132,7 @@ void Proxy::connect_upstream(Session& s) {
                                 now_us_ - s.first_try_us >= static_cast<uint64_t>(st.proxy_next_upstream_timeout.count()) * 1000;
         int peer = (s.tries > 0 && (!st.proxy_next_upstream || limit_tries || limit_time))
                        ? -1
-                       : b.pick(now_us_, s.client ? s.client->tuple.remote_ip : 0, s.tried);
+                       : b.pick(now_us_, flow_key(s), s.tried);
         if (peer < 0) {
             ++counters_.no_live_upstream;
             if (s.client) stack_.abort(*s.client);  // closes the client at once
@@ -236,7 +244,10 @@ void Session::on_closed(tcp::Connection& c, tcp::CloseReason why) {
             peer = -1;
             if (client) p.connect_upstream(*this);
         } else if (client) {
-            if (why == tcp::CloseReason::kReset || why == tcp::CloseReason::kTimeout ||
+            if (why == tcp::CloseReason::kIdle) {
+                // proxy_timeout: nginx closes both sockets, each with a FIN.
+                p.stack_.close(*client, p.now_us_);
+            } else if (why == tcp::CloseReason::kReset || why == tcp::CloseReason::kTimeout ||
                 why == tcp::CloseReason::kAborted) {
                 ++p.counters_.resets_propagated;
                 p.stack_.abort(*client);
@@ -248,7 +259,9 @@ void Session::on_closed(tcp::Connection& c, tcp::CloseReason why) {
     } else if (&c == client) {
         client = nullptr;
         if (upstream) {
-            if (why == tcp::CloseReason::kReset || why == tcp::CloseReason::kTimeout ||
+            if (why == tcp::CloseReason::kIdle) {
+                p.stack_.close(*upstream, p.now_us_);
+            } else if (why == tcp::CloseReason::kReset || why == tcp::CloseReason::kTimeout ||
                 why == tcp::CloseReason::kAborted) {
                 if (why != tcp::CloseReason::kAborted) ++p.counters_.resets_propagated;
                 p.stack_.abort(*upstream);

@@ -34,6 +34,7 @@ enum class CloseReason : uint8_t {
     kRefused,  // an active open met a RST
     kTimeout,  // retransmissions or the handshake gave up
     kAborted,  // we reset it
+    kIdle,     // its idle timeout expired: a FIN went, it finishes on its own
 };
 const char* to_string(CloseReason r);
 
@@ -85,7 +86,8 @@ class Output {
     X(syn_cookies_ok, "SYN cookies validated")                             \
     X(timer_full, "timers not started: the wheel was full")                \
     X(connect_timeouts, "active opens that timed out")                    \
-    X(idle_timeouts, "connections reset after their idle timeout")        \
+    X(idle_timeouts, "connections closed after their idle timeout")       \
+    X(orphan_resets, "closed connections reset: data came, or they lingered") \
     X(pmtu_lowered, "connections whose MSS an ICMP frag-needed lowered")  \
     X(keepalive_probes, "keepalive probes sent")                          \
     X(keepalive_timeouts, "connections dropped: keepalive unanswered")    \
@@ -111,6 +113,7 @@ struct TcpParams {
     RtoLimits rto;
     uint64_t delayed_ack_us = 40'000;
     uint64_t time_wait_us = 60'000'000;  // 2 MSL, as Linux
+    uint64_t orphan_us = 60'000'000;     // a closed connection's FIN exchange (Linux tcp_fin_timeout)
     unsigned syn_retries = 5;
     unsigned data_retries = 15;       // RFC 9293 3.8.3's R2, as Linux's tcp_retries2
     uint64_t tick_us = 1000;          // timer wheel resolution
@@ -211,8 +214,8 @@ class Stack {
     bool path_mtu(const FourTuple& t, uint16_t mtu);
     // Turns keepalive probes on for C (IDLE_US 0: off).
     void set_keepalive(Connection& c, uint64_t idle_us, uint64_t interval_us, uint8_t count);
-    // Resets C (on_closed(kTimeout)) after IDLE_US without a segment from
-    // the peer or new data to send; 0 turns it off.
+    // Closes C (as close() below, on_closed(kIdle)) after IDLE_US without
+    // a segment from the peer or new data to send; 0 turns it off.
     void set_idle_timeout(Connection& c, uint64_t idle_us);
 
     // Appends up to LEN bytes to the send queue; returns how many fit.
@@ -227,6 +230,12 @@ class Stack {
     void shutdown(Connection& c, uint64_t now_us);
     // Resets the connection (RST) and forgets it; on_closed(kAborted).
     void abort(Connection& c);
+    // As close(2): the handler is done with C (on_closed(kClosed) before
+    // this returns). With nothing unread, a FIN follows the queued data and
+    // C finishes the exchange on its own, reset if the peer sends more
+    // data or it lingers past orphan_us; with bytes unread, a RST (RFC
+    // 2525 2.17).
+    void close(Connection& c, uint64_t now_us);
 
     const TcpCounters& counters() const { return counters_; }
     unsigned connections() const { return used_; }
@@ -237,6 +246,7 @@ class Stack {
     Connection* lookup(const FourTuple& t);
     Connection* create(const FourTuple& t, uint64_t now_us);
     void destroy(Connection& c, CloseReason why, bool notify);
+    void close_as(Connection& c, CloseReason why, uint64_t now_us);
     void set_state(Connection& c, TcpState s);
 
     // tcp_input.cc

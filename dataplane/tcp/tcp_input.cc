@@ -520,6 +520,15 @@ void Stack::process_data(Connection& c, const Segment& s, rte_mbuf* m, uint64_t 
         rte_pktmbuf_free(m);
         return;
     }
+    if (!c.handler) {
+        // Closed by us: nobody will read this (Linux resets an orphan
+        // that receives data, RFC 2525 2.17).
+        ++counters_.orphan_resets;
+        rte_pktmbuf_free(m);
+        send_rst(c);
+        destroy(c, CloseReason::kAborted, false);
+        return;
+    }
     uint32_t seq = s.seq;
     uint32_t len = s.payload_len;
     uint32_t off = s.payload_offset;

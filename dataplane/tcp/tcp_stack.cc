@@ -14,6 +14,7 @@ const char* to_string(CloseReason r) {
         case CloseReason::kRefused: return "refused";
         case CloseReason::kTimeout: return "timed out";
         case CloseReason::kAborted: return "aborted";
+        case CloseReason::kIdle: return "idle timeout";
     }
     return "?";
 }
@@ -337,6 +338,35 @@ void Stack::drained(Connection& c) {
 void Stack::abort(Connection& c) {
     if (c.state != TcpState::kSynSent && c.state != TcpState::kClosed) send_rst(c);
     destroy(c, CloseReason::kAborted, true);
+}
+
+void Stack::close(Connection& c, uint64_t now_us) { close_as(c, CloseReason::kClosed, now_us); }
+
+void Stack::close_as(Connection& c, CloseReason why, uint64_t now_us) {
+    now_us_ = now_us;
+    const bool synchronized = c.state == TcpState::kEstablished || c.state == TcpState::kCloseWait ||
+                              c.state == TcpState::kFinWait1 || c.state == TcpState::kFinWait2 ||
+                              c.state == TcpState::kClosing || c.state == TcpState::kLastAck;
+    if (!synchronized || c.rcvq.bytes > 0) {
+        // Unread data (or no connection yet to finish): reset, as close()
+        // on such a socket does.
+        if (c.state != TcpState::kSynSent && c.state != TcpState::kClosed &&
+            c.state != TcpState::kTimeWait) {
+            send_rst(c);
+        }
+        destroy(c, why == CloseReason::kClosed ? CloseReason::kAborted : why, true);
+        return;
+    }
+    Handler* h = c.handler;
+    c.handler = nullptr;
+    c.close_deferred = false;
+    disarm(c, TcpTimer::kKeepalive);
+    shutdown(c, now_us);
+    if (c.state != TcpState::kClosed && c.state != TcpState::kTimeWait) {
+        c.idle_us = params_.orphan_us;
+        arm(c, TcpTimer::kIdle, c.idle_us);
+    }
+    if (h) h->on_closed(c, why);
 }
 
 }  // namespace terminus::tcp

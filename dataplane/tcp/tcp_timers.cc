@@ -125,9 +125,15 @@ void Stack::on_timer(Connection& c, TcpTimer t, uint64_t now_us) {
                 return;
             }
             if (c.state == TcpState::kTimeWait) return;
+            if (!c.handler) {
+                // Closed, and the peer never finished: give up on it.
+                ++counters_.orphan_resets;
+                send_rst(c);
+                destroy(c, CloseReason::kTimeout, false);
+                return;
+            }
             ++counters_.idle_timeouts;
-            send_rst(c);
-            destroy(c, CloseReason::kTimeout, true);
+            close_as(c, CloseReason::kIdle, now_us);
             return;
         case TcpTimer::kCount:
             return;

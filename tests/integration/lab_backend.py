@@ -2,7 +2,9 @@
 """Backends for the lab: echo servers on ADDR:PORT... (each connection's
 bytes come back; a FIN from the client is answered with a FIN once
 everything is echoed). PORT:after-eof replies only once the client has
-half-closed, with everything it sent. Usage: lab_backend.py ADDR PORT..."""
+half-closed, with everything it sent. PORT:log echoes and prints
+"accepted PORT" for every connection, for tests that check where a
+balancer sent them. Usage: lab_backend.py ADDR PORT[:MODE]..."""
 import socket
 import sys
 import threading
@@ -38,13 +40,20 @@ def handle_after_eof(c):
         c.close()
 
 
-def serve(addr, port, handler=handle):
+log_lock = threading.Lock()
+
+
+def serve(addr, port, handler=handle, log=False):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, port))
     s.listen(1024)
     while True:
         c, _ = s.accept()
+        if log:
+            with log_lock:  # one whole line per connection, whichever port
+                sys.stdout.write("accepted %d\n" % port)
+                sys.stdout.flush()
         threading.Thread(target=handler, args=(c,), daemon=True).start()
 
 
@@ -53,7 +62,7 @@ def main():
     for p in sys.argv[2:]:
         port, _, mode = p.partition(":")
         h = handle_after_eof if mode == "after-eof" else handle
-        threading.Thread(target=serve, args=(addr, int(port), h), daemon=True).start()
+        threading.Thread(target=serve, args=(addr, int(port), h, mode == "log"), daemon=True).start()
     print("ready", flush=True)
     threading.Event().wait()
 

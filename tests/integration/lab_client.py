@@ -109,20 +109,22 @@ def main():
         print("%d bytes back after the half-close" % got)
         sys.exit(0 if got == want else 1)
     if mode == "idle":
-        # Connects, stays silent; must be closed between LO and HI seconds.
+        # Connects, stays silent; must be closed with a FIN (an orderly
+        # end of stream, as nginx's proxy_timeout) between LO and HI s.
         addr, port, lo, hi = sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
         s = socket.create_connection((addr, port), timeout=hi + 5)
         start = time.time()
+        how = "still open"
         try:
-            d = s.recv(100)
-            closed = d == b""
+            if s.recv(100) == b"":
+                how = "closed with a FIN"
         except ConnectionResetError:
-            closed = True
+            how = "reset"
         except socket.timeout:
-            closed = False
+            pass
         took = time.time() - start
-        print("closed after %.2fs" % took if closed else "still open after %.2fs" % took)
-        sys.exit(0 if closed and lo <= took <= hi else 1)
+        print("%s after %.2fs" % (how, took))
+        sys.exit(0 if how == "closed with a FIN" and lo <= took <= hi else 1)
     if mode == "refused":
         addr, port = sys.argv[2], int(sys.argv[3])
         start = time.time()

@@ -72,6 +72,18 @@ stream {
     server { listen 87; proxy_half_close off; proxy_pass 198.18.0.1:9003; }
     server { listen 88; proxy_pass 198.18.0.1:9003; }
     server { listen 89 so_keepalive=1s:1s:3; proxy_pass echo; }
+    upstream hashed {
+        hash \$remote_addr consistent;
+        server 198.18.0.1:9004;
+        server 198.18.0.1:9005;
+    }
+    upstream two_choices {
+        random two least_conn;
+        server 198.18.0.1:9006;
+        server 198.18.0.1:9007;
+    }
+    server { listen 90; proxy_pass hashed; }
+    server { listen 91; proxy_pass two_choices; }
 }
 CONF
 # Not through in_ns: $! must be terminusd itself, not a subshell.
@@ -81,10 +93,11 @@ if ! wait_for 30 grep -q "terminusd: running" "$work/log"; then
     not_ok "terminusd starts" "$(cat "$work/log")"
     echo "1..$n"; exit 1
 fi
-ok "terminusd starts with ten proxied servers"
+ok "terminusd starts with twelve proxied servers"
 ip -n "$ns" addr add 198.18.0.1/24 dev "$iface"
 ip -n "$ns" link set "$iface" up
-ip netns exec "$ns" python3 "$here/lab_backend.py" 198.18.0.1 9001 9002 9003:after-eof >"$work/backend.log" 2>&1 &
+ip netns exec "$ns" python3 "$here/lab_backend.py" 198.18.0.1 9001 9002 9003:after-eof \
+    9004:log 9005:log 9006:log 9007:log >"$work/backend.log" 2>&1 &
 backend=$!
 wait_for 10 grep -q ready "$work/backend.log" || not_ok "backends start" "$(cat "$work/backend.log")"
 
@@ -98,6 +111,19 @@ check "proxy_pass to a single address works" client echo 198.18.0.2 83 10 10000 
 check "with every upstream down the client is closed at once" client refused 198.18.0.2 82
 check "proxy_timeout 1s closes an idle session" client idle 198.18.0.2 84 0.8 3
 check "proxy_half_close on: the reply after the client's FIN arrives" client halfclose 198.18.0.2 88 1000
+# One client address: "hash $remote_addr consistent" sends all its
+# connections to one server; "random two least_conn" spreads them.
+accepts() { grep -c "accepted $1" "$work/backend.log"; }
+check "hash \$remote_addr consistent relays" client echo 198.18.0.2 90 20 1000 4
+h4=$(accepts 9004); h5=$(accepts 9005)
+{ [ "$h4" -eq 20 ] && [ "$h5" -eq 0 ]; } || { [ "$h4" -eq 0 ] && [ "$h5" -eq 20 ]; } &&
+    ok "hash \$remote_addr consistent keeps one client on one server ($h4/$h5)" ||
+    not_ok "hash \$remote_addr consistent keeps one client on one server (got $h4/$h5)"
+check "random two least_conn relays" client echo 198.18.0.2 91 20 1000 4
+r6=$(accepts 9006); r7=$(accepts 9007)
+[ "$r6" -gt 0 ] && [ "$r7" -gt 0 ] && [ $((r6 + r7)) -eq 20 ] &&
+    ok "random two least_conn uses both servers ($r6/$r7)" ||
+    not_ok "random two least_conn uses both servers (got $r6/$r7)"
 check "proxy_half_close off: the client's FIN ends the session" client halfclose 198.18.0.2 87 0
 # so_keepalive: a client silent for 2.5 s is probed (and answers), and the
 # session still works afterwards.

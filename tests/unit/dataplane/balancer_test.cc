@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "dataplane/proxy/balancer.h"
 
@@ -25,7 +26,7 @@ config::Upstream upstream(std::initializer_list<std::pair<uint32_t, uint32_t>> w
 std::string picks(Balancer& b, int n, uint64_t now = 0) {
     std::string out;
     for (int i = 0; i < n; ++i) {
-        int p = b.pick(now, 1, 0);
+        int p = b.pick(now, FlowKey{1}, 0);
         out += p < 0 ? '-' : static_cast<char>('a' + p);
         if (p >= 0) b.release(p);
     }
@@ -41,10 +42,10 @@ TEST(Balancer, SmoothWeightedRoundRobinMatchesNginx) {
 
 TEST(Balancer, TriedServersAreSkipped) {
     Balancer b(upstream({{1, 1}, {2, 1}}));
-    const int first = b.pick(0, 1, 0);
-    const int second = b.pick(0, 1, uint64_t{1} << first);
+    const int first = b.pick(0, FlowKey{1}, 0);
+    const int second = b.pick(0, FlowKey{1}, uint64_t{1} << first);
     EXPECT_NE(first, second);
-    EXPECT_EQ(b.pick(0, 1, 3), -1);
+    EXPECT_EQ(b.pick(0, FlowKey{1}, 3), -1);
 }
 
 TEST(Balancer, MaxFailsTakesAServerOutForFailTimeout) {
@@ -87,37 +88,38 @@ TEST(Balancer, MaxConnsCapsAServer) {
     u.servers[0].max_conns = 1;
     u.servers[1].max_conns = 1;
     Balancer b(u);
-    const int x = b.pick(0, 1, 0);
-    const int y = b.pick(0, 1, 0);
+    const int x = b.pick(0, FlowKey{1}, 0);
+    const int y = b.pick(0, FlowKey{1}, 0);
     EXPECT_NE(x, y);
-    EXPECT_EQ(b.pick(0, 1, 0), -1);
+    EXPECT_EQ(b.pick(0, FlowKey{1}, 0), -1);
     b.release(x);
-    EXPECT_EQ(b.pick(0, 1, 0), x);
+    EXPECT_EQ(b.pick(0, FlowKey{1}, 0), x);
 }
 
 TEST(Balancer, LeastConnPrefersTheLeastLoaded) {
     config::Upstream u = upstream({{1, 1}, {2, 1}, {3, 1}});
     u.method = config::BalanceMethod::kLeastConn;
     Balancer b(u);
-    const int a = b.pick(0, 1, 0);
-    const int c = b.pick(0, 1, 0);
-    const int d = b.pick(0, 1, 0);
+    const int a = b.pick(0, FlowKey{1}, 0);
+    const int c = b.pick(0, FlowKey{1}, 0);
+    const int d = b.pick(0, FlowKey{1}, 0);
     EXPECT_NE(a, c);
     EXPECT_NE(c, d);
     EXPECT_NE(a, d);
     b.release(c);
-    EXPECT_EQ(b.pick(0, 1, 0), c);  // the only one with no connection
+    EXPECT_EQ(b.pick(0, FlowKey{1}, 0), c);  // the only one with no connection
 }
 
 TEST(Balancer, HashKeepsAClientOnOneServer) {
     config::Upstream u = upstream({{1, 1}, {2, 1}, {3, 1}, {4, 1}});
     u.method = config::BalanceMethod::kHash;
+    u.hash_key = "$remote_addr";
     Balancer b(u);
     for (uint32_t client = 1; client < 50; ++client) {
-        const int first = b.pick(0, client, 0);
+        const int first = b.pick(0, FlowKey{client}, 0);
         b.release(first);
         for (int i = 0; i < 5; ++i) {
-            const int again = b.pick(0, client, 0);
+            const int again = b.pick(0, FlowKey{client}, 0);
             EXPECT_EQ(again, first) << client;
             b.release(again);
         }
@@ -127,14 +129,128 @@ TEST(Balancer, HashKeepsAClientOnOneServer) {
 TEST(Balancer, HashSpreadsClients) {
     config::Upstream u = upstream({{1, 1}, {2, 1}, {3, 1}, {4, 1}});
     u.method = config::BalanceMethod::kHash;
+    u.hash_key = "$remote_addr";
     Balancer b(u);
     int seen[4] = {};
     for (uint32_t client = 0; client < 4000; ++client) {
-        const int p = b.pick(0, 0xc6120000u + client, 0);
+        const int p = b.pick(0, FlowKey{0xc6120000u + client}, 0);
         ++seen[p];
         b.release(p);
     }
     for (int n : seen) EXPECT_GT(n, 700);
+}
+
+// Where each of N clients goes.
+std::vector<int> placement(Balancer& b, uint32_t n) {
+    std::vector<int> out;
+    for (uint32_t client = 0; client < n; ++client) {
+        const int p = b.pick(0, FlowKey{0xc6120000u + client, 40000}, 0);
+        out.push_back(p);
+        if (p >= 0) b.release(p);
+    }
+    return out;
+}
+
+config::Upstream consistent(int servers) {
+    std::initializer_list<std::pair<uint32_t, uint32_t>> none = {};
+    config::Upstream u = upstream(none);
+    for (int i = 0; i < servers; ++i) {
+        config::UpstreamServer s;
+        s.address = 0xc6130000u + static_cast<uint32_t>(i);
+        s.port = 8080;
+        u.servers.push_back(s);
+    }
+    u.method = config::BalanceMethod::kHash;
+    u.hash_key = "$remote_addr";
+    u.hash_consistent = true;
+    return u;
+}
+
+TEST(Balancer, ConsistentHashSpreadsClientsEvenly) {
+    Balancer b(consistent(4));
+    int seen[4] = {};
+    for (int p : placement(b, 8000)) ++seen[p];
+    // 160 points per server keep every share within about 20% of 2000.
+    for (int n : seen) {
+        EXPECT_GT(n, 1600);
+        EXPECT_LT(n, 2400);
+    }
+}
+
+TEST(Balancer, ConsistentHashMovesOnlyTheClientsOfALostServer) {
+    Balancer all(consistent(4));
+    const std::vector<int> before = placement(all, 4000);
+    config::Upstream u = consistent(4);
+    u.servers[2].down = true;
+    Balancer without(u);
+    const std::vector<int> after = placement(without, 4000);
+    int moved = 0;
+    for (size_t i = 0; i < before.size(); ++i) {
+        if (before[i] == 2) {
+            EXPECT_NE(after[i], 2);
+            ++moved;
+        } else {
+            EXPECT_EQ(after[i], before[i]) << "client " << i << " moved though its server stayed";
+        }
+    }
+    EXPECT_GT(moved, 0);
+}
+
+TEST(Balancer, ConsistentRingIsTheSameOnEveryCore) {
+    Balancer a(consistent(5)), b(consistent(5));
+    EXPECT_EQ(placement(a, 1000), placement(b, 1000));
+}
+
+TEST(Balancer, HashKeyCanUseThePort) {
+    config::Upstream u = upstream({{1, 1}, {2, 1}, {3, 1}, {4, 1}});
+    u.method = config::BalanceMethod::kHash;
+    u.hash_key = "$remote_addr:$remote_port";
+    Balancer b(u);
+    bool seen[4] = {};
+    for (uint16_t port = 1024; port < 1100; ++port) {
+        const int p = b.pick(0, FlowKey{0xc6120001u, port}, 0);
+        seen[p] = true;
+        b.release(p);
+    }
+    for (bool s : seen) EXPECT_TRUE(s);
+}
+
+TEST(Balancer, HashKeysNameTheVariablesTheyNeed) {
+    std::string bad;
+    EXPECT_TRUE(Balancer::key_supported("$remote_addr", bad));
+    EXPECT_TRUE(Balancer::key_supported("${remote_addr}-$server_port x", bad));
+    EXPECT_FALSE(Balancer::key_supported("$ssl_preread_server_name", bad));
+    EXPECT_EQ(bad, "$ssl_preread_server_name");
+}
+
+TEST(Balancer, RandomFollowsTheWeights) {
+    config::Upstream u = upstream({{1, 3}, {2, 1}});
+    u.method = config::BalanceMethod::kRandom;
+    Balancer b(u);
+    int a = 0;
+    const std::string got = picks(b, 8000);
+    for (char c : got) a += c == 'a';
+    EXPECT_GT(a, 5600);  // 6000 expected
+    EXPECT_LT(a, 6400);
+}
+
+TEST(Balancer, RandomTwoTakesTheLessLoadedOfTwo) {
+    config::Upstream u = upstream({{1, 1}, {2, 1}});
+    u.method = config::BalanceMethod::kRandom;
+    u.random_two = u.random_two_least_conn = true;
+    Balancer b(u);
+    int held[2] = {};
+    for (int i = 0; i < 10; ++i) ++held[b.pick(0, FlowKey{}, 0)];  // never released
+    EXPECT_EQ(held[0], 5);
+    EXPECT_EQ(held[1], 5);
+}
+
+TEST(Balancer, RandomSkipsUnavailableServers) {
+    config::Upstream u = upstream({{1, 1}, {2, 1}, {3, 1}});
+    u.method = config::BalanceMethod::kRandom;
+    u.servers[1].down = true;
+    Balancer b(u);
+    EXPECT_EQ(picks(b, 200).find('b'), std::string::npos);
 }
 
 }  // namespace

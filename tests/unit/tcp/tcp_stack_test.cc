@@ -385,7 +385,7 @@ TEST_F(TcpPacket, AnsweredKeepaliveKeepsTheConnection) {
     EXPECT_EQ(c.state, TcpState::kEstablished);
 }
 
-TEST_F(TcpPacket, IdleTimeoutResetsASilentConnection) {
+TEST_F(TcpPacket, IdleTimeoutClosesASilentConnectionWithFin) {
     const uint32_t iss = handshake();
     Connection& c = *rec.accepted[0];
     stack->set_idle_timeout(c, 1'000'000);
@@ -396,10 +396,57 @@ TEST_F(TcpPacket, IdleTimeoutResetsASilentConnection) {
     out.clear();
     stack->poll(1'600'000);
     EXPECT_EQ(rec.closed, 1);
-    EXPECT_EQ(rec.last_reason, CloseReason::kTimeout);
-    ASSERT_FALSE(out.frames.empty());
-    EXPECT_TRUE(out.seg(out.frames.size() - 1).flags & kRst);
+    EXPECT_EQ(rec.last_reason, CloseReason::kIdle);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).flags, kFin | kAck);
+    EXPECT_EQ(out.seg(0).seq, iss + 1);
     EXPECT_EQ(stack->counters().idle_timeouts, 1u);
+    // The peer finishes too: the connection goes through TIME-WAIT alone.
+    out.clear();
+    stack->input(craft(1002, iss + 2, kFin | kAck), kIhl, 1'700'000);
+    EXPECT_EQ(c.state, TcpState::kTimeWait);
+    EXPECT_EQ(rec.closed, 1);
+}
+
+TEST_F(TcpPacket, ClosedConnectionThatGetsDataIsReset) {
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    stack->close(c, 200'000);
+    EXPECT_EQ(rec.closed, 1);
+    EXPECT_EQ(c.state, TcpState::kFinWait1);
+    out.clear();
+    stack->input(craft(1001, iss + 2, kAck, 65535, "late"), kIhl, 300'000);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_TRUE(out.seg(0).flags & kRst);
+    EXPECT_EQ(stack->connections(), 0u);
+    EXPECT_EQ(stack->counters().orphan_resets, 1u);
+    EXPECT_EQ(rec.closed, 1);  // the handler heard of it once
+}
+
+TEST_F(TcpPacket, ClosedConnectionWhosePeerNeverFinishesIsReset) {
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    stack->close(c, 200'000);
+    stack->input(craft(1001, iss + 2, kAck), kIhl, 300'000);  // FIN acked: FIN-WAIT-2
+    EXPECT_EQ(c.state, TcpState::kFinWait2);
+    out.clear();
+    stack->poll(300'000 + stack->params().orphan_us + 10'000);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_TRUE(out.seg(0).flags & kRst);
+    EXPECT_EQ(stack->connections(), 0u);
+}
+
+TEST_F(TcpPacket, CloseWithUnreadDataResets) {
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    rec.read_eagerly = false;
+    stack->input(craft(1001, iss + 1, kAck, 65535, "unread"), kIhl, 200'000);
+    out.clear();
+    stack->close(c, 300'000);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_TRUE(out.seg(0).flags & kRst);
+    EXPECT_EQ(stack->connections(), 0u);
+    EXPECT_EQ(rec.last_reason, CloseReason::kAborted);
 }
 
 TEST_F(TcpPacket, ConnectTimeoutGivesUp) {
