@@ -164,9 +164,7 @@ void Proxy::relay(Session& s, tcp::Connection& from, tcp::Connection& to) {
     if (s.closing && to.fin_queued) {
         // proxy_half_close off and this side is closed to its peer already:
         // what still arrives has nowhere to go (nginx closes the socket).
-        uint8_t scratch[4096];
-        while (stack_.read(from, scratch, sizeof scratch, now_us_) > 0) {
-        }
+        stack_.skip(from, UINT32_MAX, now_us_);
         return;
     }
     const uint32_t n = stack_.forward(from, to, UINT32_MAX, now_us_);
@@ -217,9 +215,7 @@ void Session::on_readable(tcp::Connection& c) {
     } else {
         // The client is gone: what the upstream still sends goes nowhere,
         // and must not hold its connection open.
-        uint8_t scratch[4096];
-        while (p.stack_.read(c, scratch, sizeof scratch, p.now_us_) > 0) {
-        }
+        p.stack_.skip(c, UINT32_MAX, p.now_us_);
     }
 }
 

@@ -98,6 +98,42 @@ uint32_t bq_write(ByteQueue& q, rte_mempool* pool, const void* src, uint32_t len
     return done;
 }
 
+uint32_t bq_move(ByteQueue& from, ByteQueue& to, rte_mempool* pool, uint32_t n) {
+    uint32_t moved = 0;
+    while (moved < n && from.head) {
+        rte_mbuf* s = from.head;
+        if (s->data_len == 0) {  // emptied by a read of its exact length
+            from.head = s->next;
+            s->next = nullptr;
+            rte_pktmbuf_free_seg(s);
+            continue;
+        }
+        if (s->data_len > n - moved) {
+            // Split: copy the part that goes, keep the rest.
+            const uint32_t part = n - moved;
+            const uint32_t w = bq_write(to, pool, rte_pktmbuf_mtod(s, const uint8_t*), part);
+            bq_consume(from, w);
+            moved += w;
+            break;
+        }
+        from.head = s->next;
+        from.bytes -= s->data_len;
+        s->next = nullptr;
+        s->nb_segs = 1;
+        s->pkt_len = s->data_len;
+        moved += s->data_len;
+        if (to.tail) {
+            to.tail->next = s;
+        } else {
+            to.head = s;
+        }
+        to.tail = s;
+        to.bytes += s->data_len;
+    }
+    if (!from.head) from.tail = nullptr;
+    return moved;
+}
+
 void bq_clear(ByteQueue& q) {
     if (q.head) rte_pktmbuf_free(q.head);
     q = ByteQueue{};

@@ -22,5 +22,9 @@ void bq_consume(ByteQueue& q, uint32_t n);
 // ones from POOL; returns how many bytes fit (fewer when the pool is empty).
 uint32_t bq_write(ByteQueue& q, rte_mempool* pool, const void* src, uint32_t len);
 void bq_clear(ByteQueue& q);
+// Moves the first N bytes of FROM to the end of TO: whole segments are
+// relinked (no copy), a segment split by N has its part copied with
+// bq_write. Returns how many bytes moved (fewer when POOL is empty).
+uint32_t bq_move(ByteQueue& from, ByteQueue& to, rte_mempool* pool, uint32_t n);
 
 }  // namespace terminus::tcp

@@ -222,9 +222,12 @@ class Stack {
     uint32_t write(Connection& c, const void* data, uint32_t len, uint64_t now_us);
     // Copies up to LEN received bytes into DST; returns how many.
     uint32_t read(Connection& c, void* dst, uint32_t len, uint64_t now_us);
+    // Drops up to LEN received bytes unread (no copy); returns how many.
+    uint32_t skip(Connection& c, uint32_t len, uint64_t now_us);
     uint32_t send_space(const Connection& c) const;
     // Moves up to MAX received bytes of FROM into TO's send queue (what
-    // fits), consuming only what was moved; returns how many.
+    // fits), consuming only what was moved; returns how many. Whole
+    // received segments are relinked, not copied.
     uint32_t forward(Connection& from, Connection& to, uint32_t max, uint64_t now_us);
     // Our side is done sending: a FIN follows the queued data.
     void shutdown(Connection& c, uint64_t now_us);
@@ -282,6 +285,9 @@ class Stack {
     // handler now, or once it has read what is queued.
     void close_normally(Connection& c);
     void drained(Connection& c);
+    // Bytes left the receive queue: finish a deferred close, update the
+    // peer's window.
+    void consumed(Connection& c, uint64_t now_us);
     std::vector<uint32_t> drained_;  // closes to finish in poll()
 
     // tcp_timers.cc

@@ -235,28 +235,39 @@ uint32_t Stack::write(Connection& c, const void* data, uint32_t len, uint64_t no
     return n;
 }
 
-uint32_t Stack::read(Connection& c, void* dst, uint32_t len, uint64_t now_us) {
-    now_us_ = now_us;
-    if (len > c.rcvq.bytes) len = c.rcvq.bytes;
-    if (len == 0) return 0;
-    bq_copy(c.rcvq, 0, len, dst);
-    bq_consume(c.rcvq, len);
+void Stack::consumed(Connection& c, uint64_t now_us) {
     drained(c);
     // Reading may open the window enough to tell the peer (RFC 9293
-    // 3.8.6.2.2: when it grows by a segment or half the buffer).
-    // RFC 1122 4.2.3.3: update the peer when the window grows by
-    // min(buffer/2, MSS) — only while what it was told is small enough to
-    // hold it back.
+    // 3.8.6.2.2, RFC 1122 4.2.3.3: when it grows by min(buffer/2, MSS)),
+    // only while what the peer was told is small enough to hold it back,
+    // and not once it has finished: it sends nothing more, and may have
+    // closed its socket (it would answer with a RST).
     const uint32_t old_adv = seq_gt(c.rcv_adv, c.rcv_nxt) ? c.rcv_adv - c.rcv_nxt : 0;
     const uint32_t now_free = params_.rcv_buf - c.rcvq.bytes;
-    // Not once the peer has finished: it sends nothing more, and may have
-    // closed its socket (it would answer with a RST).
     if (!c.fin_received &&
         old_adv < std::min<uint32_t>(params_.rcv_buf / 4, 4u * params_.mss) &&
         now_free >= old_adv + std::min<uint32_t>(params_.rcv_buf / 2, params_.mss) &&
         c.state != TcpState::kClosed) {
         send_ack(c, now_us);
     }
+}
+
+uint32_t Stack::read(Connection& c, void* dst, uint32_t len, uint64_t now_us) {
+    now_us_ = now_us;
+    if (len > c.rcvq.bytes) len = c.rcvq.bytes;
+    if (len == 0) return 0;
+    bq_copy(c.rcvq, 0, len, dst);
+    bq_consume(c.rcvq, len);
+    consumed(c, now_us);
+    return len;
+}
+
+uint32_t Stack::skip(Connection& c, uint32_t len, uint64_t now_us) {
+    now_us_ = now_us;
+    if (len > c.rcvq.bytes) len = c.rcvq.bytes;
+    if (len == 0) return 0;
+    bq_consume(c.rcvq, len);
+    consumed(c, now_us);
     return len;
 }
 
@@ -265,27 +276,13 @@ uint32_t Stack::forward(Connection& from, Connection& to, uint32_t max, uint64_t
     if (to.fin_queued || (to.state != TcpState::kEstablished && to.state != TcpState::kCloseWait)) {
         return 0;
     }
-    uint32_t n = std::min({max, from.rcvq.bytes, send_space(to)});
-    uint32_t moved = 0;
-    uint8_t buf[4096];
-    while (moved < n) {
-        const uint32_t chunk = std::min<uint32_t>(n - moved, sizeof buf);
-        bq_copy(from.rcvq, moved, chunk, buf);
-        const uint32_t w = bq_write(to.sndq, pool_, buf, chunk);
-        moved += w;
-        if (w < chunk) break;  // the pool is empty: keep the rest for later
-    }
+    const uint32_t n = std::min({max, from.rcvq.bytes, send_space(to)});
+    // The received segments themselves become the send queue: no copy
+    // unless N splits one.
+    const uint32_t moved = bq_move(from.rcvq, to.sndq, pool_, n);
     if (moved) {
-        bq_consume(from.rcvq, moved);
-        drained(from);
+        consumed(from, now_us);
         if (to.idle_us) arm(to, TcpTimer::kIdle, to.idle_us);
-        const uint32_t old_adv = seq_gt(from.rcv_adv, from.rcv_nxt) ? from.rcv_adv - from.rcv_nxt : 0;
-        const uint32_t now_free = params_.rcv_buf - from.rcvq.bytes;
-        if (!from.fin_received &&
-            old_adv < std::min<uint32_t>(params_.rcv_buf / 4, 4u * params_.mss) &&
-            now_free >= old_adv + std::min<uint32_t>(params_.rcv_buf / 2, params_.mss)) {
-            send_ack(from, now_us);
-        }
         send_data(to, now_us);
     }
     return moved;
