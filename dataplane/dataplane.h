@@ -20,6 +20,11 @@ struct RunOptions {
 // error: ..." lines. terminusd refuses to start while any is written.
 std::vector<config::Diagnostic> unsupported_directives(const config::Config& cfg);
 
+// Replaces upstream and proxy_pass host names in CFG by their IPv4
+// addresses (getaddrinfo, at start, as nginx does); returns an error for
+// each name that does not resolve.
+std::vector<config::Diagnostic> resolve_hosts(config::Config& cfg);
+
 // Brings up the EAL, the ports and the lcores and polls until SIGTERM or
 // SIGINT. Returns the process exit status.
 int run(const config::Config& cfg, const RunOptions& options);

@@ -174,9 +174,6 @@ std::vector<config::Diagnostic> unsupported_directives(const config::Config& cfg
             refuse(u.loc, "\"hash\" on " + bad + " (keys may use $remote_addr, $remote_port, "
                           "$binary_remote_addr, $server_addr and $server_port)");
         }
-        for (const auto& srv : u.servers) {
-            if (!srv.address) refuse(srv.loc, "an upstream server given by host name (" + srv.host + ")");
-        }
     }
     for (const auto& w : cfg.written) {
         bool done = false;

@@ -89,5 +89,13 @@ int main(int argc, char** argv) {
                      unsupported.size(), unsupported.size() == 1 ? " is" : "s are");
         return 1;
     }
-    return terminus::dataplane::run(*r.config, run_options);
+    terminus::config::Config cfg = *r.config;
+    auto unresolved = terminus::dataplane::resolve_hosts(cfg);
+    if (!unresolved.empty()) {
+        print_diagnostics(unresolved, false);
+        std::fprintf(stderr, "terminusd: not started: %zu host name%s not found\n", unresolved.size(),
+                     unresolved.size() == 1 ? "" : "s");
+        return 1;
+    }
+    return terminus::dataplane::run(cfg, run_options);
 }

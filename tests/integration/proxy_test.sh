@@ -20,6 +20,7 @@ cleanup() {
     [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
     [ -n "$backend" ] && { kill -KILL "$backend" 2>/dev/null; wait "$backend" 2>/dev/null; }
     ip netns del "$ns" 2>/dev/null
+    rm -rf "/etc/netns/$ns"
     [ -n "${KEEP_LOG:-}" ] && cp "$work/log" /tmp/proxy_test.log
     rm -rf "$work" "/var/run/dpdk/terminus-px$id"
 }
@@ -35,6 +36,12 @@ in_ns() { ip netns exec "$ns" "$@"; }
 
 ip netns add "$ns"
 ip -n "$ns" link set lo up
+# Names for upstreams: "ip netns exec" shows the namespace these files as
+# /etc/hosts and /etc/resolv.conf (DNS on the namespace's own loopback,
+# where nothing answers, so an unknown name fails at once).
+mkdir -p "/etc/netns/$ns"
+printf '198.18.0.1 backend.lab.test\n' > "/etc/netns/$ns/hosts"
+printf 'nameserver 127.0.0.1\n' > "/etc/netns/$ns/resolv.conf"
 cat > "$work/proxy.conf" <<CONF
 dataplane {
     port net_tap0 iface=$iface address=198.18.0.2/24 gateway=198.18.0.1;
@@ -84,6 +91,9 @@ stream {
     }
     server { listen 90; proxy_pass hashed; }
     server { listen 91; proxy_pass two_choices; }
+    upstream named { server backend.lab.test:9002; }
+    server { listen 92; proxy_pass named; }
+    server { listen 93; proxy_pass backend.lab.test:9001; }
 }
 CONF
 # Not through in_ns: $! must be terminusd itself, not a subshell.
@@ -93,7 +103,7 @@ if ! wait_for 30 grep -q "terminusd: running" "$work/log"; then
     not_ok "terminusd starts" "$(cat "$work/log")"
     echo "1..$n"; exit 1
 fi
-ok "terminusd starts with twelve proxied servers"
+ok "terminusd starts with fourteen proxied servers"
 ip -n "$ns" addr add 198.18.0.1/24 dev "$iface"
 ip -n "$ns" link set "$iface" up
 ip netns exec "$ns" python3 "$here/lab_backend.py" 198.18.0.1 9001 9002 9003:after-eof \
@@ -124,6 +134,13 @@ r6=$(accepts 9006); r7=$(accepts 9007)
 [ "$r6" -gt 0 ] && [ "$r7" -gt 0 ] && [ $((r6 + r7)) -eq 20 ] &&
     ok "random two least_conn uses both servers ($r6/$r7)" ||
     not_ok "random two least_conn uses both servers (got $r6/$r7)"
+check "an upstream server given by host name is resolved at start" client echo 198.18.0.2 92 10 1000 2
+check "proxy_pass HOST:PORT is resolved at start" client echo 198.18.0.2 93 10 1000 2
+sed 's/backend.lab.test:9002/nowhere.lab.test:9002/' "$work/proxy.conf" > "$work/unknown.conf"
+out=$(in_ns timeout 20 "$terminusd" -c "$work/unknown.conf" -n "pxu$id" 2>&1)
+grep -q 'unknown.conf:[0-9]*:[0-9]*: error: host not found in upstream "nowhere.lab.test:9002"' <<<"$out" &&
+    ok "an upstream name that does not resolve is refused at start with its line" ||
+    not_ok "an upstream name that does not resolve is refused at start with its line" "$out"
 check "proxy_half_close off: the client's FIN ends the session" client halfclose 198.18.0.2 87 0
 # so_keepalive: a client silent for 2.5 s is probed (and answers), and the
 # session still works afterwards.
