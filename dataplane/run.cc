@@ -278,11 +278,13 @@ int run(const config::Config& cfg, const RunOptions& options) {
     std::vector<std::unique_ptr<LcoreOutput>> outputs;
     std::vector<std::unique_ptr<tcp::Stack>> stacks;
     std::vector<std::unique_ptr<proxy::Proxy>> proxies;
+    // Connections and failures per upstream server, seen by every core.
+    proxy::SharedUpstreams shared_upstreams(cfg);
     for (unsigned i = 0; i < n_cores; ++i) {
         outputs.push_back(std::make_unique<LcoreOutput>(lcores[i]));
         stacks.push_back(std::make_unique<tcp::Stack>(tp, pool, *outputs.back(), secret, ports[0].mac));
-        proxies.push_back(std::make_unique<proxy::Proxy>(cfg, *stacks.back(), i, n_cores, ports[0].ip,
-                                                         tp.max_connections / 2));
+        proxies.push_back(std::make_unique<proxy::Proxy>(cfg, shared_upstreams, *stacks.back(), i, n_cores,
+                                                         ports[0].ip, tp.max_connections / 2));
         proxies.back()->start();
         lcores[i].tcp = stacks.back().get();
         lcores[i].proxy = proxies.back().get();

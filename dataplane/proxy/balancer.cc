@@ -63,7 +63,24 @@ bool Balancer::key_supported(const std::string& key, std::string& bad) {
     return ok;
 }
 
-Balancer::Balancer(const config::Upstream& u) : method_(u.method) {
+SharedUpstreams::SharedUpstreams(const config::Config& cfg) {
+    for (const auto& u : cfg.upstreams) {
+        groups_.emplace_back(u.name, std::make_unique<SharedPeer[]>(u.servers.size()));
+    }
+}
+
+SharedPeer* SharedUpstreams::find(const std::string& name) const {
+    for (const auto& [n, peers] : groups_) {
+        if (n == name) return peers.get();
+    }
+    return nullptr;
+}
+
+Balancer::Balancer(const config::Upstream& u, SharedPeer* shared) : method_(u.method) {
+    if (!shared) {
+        own_ = std::make_unique<SharedPeer[]>(u.servers.size());
+        shared = own_.get();
+    }
     for (const auto& s : u.servers) {
         Peer p;
         p.addr = s.address.value_or(0);
@@ -74,6 +91,7 @@ Balancer::Balancer(const config::Upstream& u) : method_(u.method) {
         p.max_conns = s.max_conns;
         p.backup = s.backup;
         p.down = s.down;
+        p.shared = &shared[peers_.size()];
         peers_.push_back(p);
     }
     if (method_ == config::BalanceMethod::kHash) {
@@ -144,21 +162,23 @@ uint32_t Balancer::key_hash(const FlowKey& k) const {
     return rte_hash_crc(buf, static_cast<uint32_t>(len), 0);
 }
 
-Balancer::Balancer(uint32_t addr, uint16_t port) {
+Balancer::Balancer(uint32_t addr, uint16_t port) : own_(std::make_unique<SharedPeer[]>(1)) {
     Peer p;
     p.addr = addr;
     p.port = port;
+    p.shared = own_.get();
     peers_.push_back(p);
 }
 
 bool Balancer::available(const Peer& p, uint64_t now_us) const {
     if (p.down) return false;
-    if (p.max_conns && p.conns >= p.max_conns) return false;
+    if (p.max_conns && p.conns() >= p.max_conns) return false;
     // nginx: max_fails failures within fail_timeout take the server out for
     // fail_timeout; max_fails=0 disables the accounting, and a group of one
     // server never marks it unavailable.
-    if (peers_.size() > 1 && p.max_fails && p.fails >= p.max_fails &&
-        now_us - p.failed_at_us < p.fail_timeout_us) {
+    if (peers_.size() > 1 && p.max_fails &&
+        p.shared->fails.load(std::memory_order_relaxed) >= p.max_fails &&
+        now_us - p.shared->failed_at_us.load(std::memory_order_relaxed) < p.fail_timeout_us) {
         return false;
     }
     return true;
@@ -233,8 +253,8 @@ int Balancer::pick_random(uint64_t now_us, uint64_t tried) {
     if (second < 0) return first;
     const Peer& a = peers_[static_cast<size_t>(first)];
     const Peer& b = peers_[static_cast<size_t>(second)];
-    return static_cast<uint64_t>(b.conns) * static_cast<uint64_t>(a.weight) <
-                   static_cast<uint64_t>(a.conns) * static_cast<uint64_t>(b.weight)
+    return static_cast<uint64_t>(b.conns()) * static_cast<uint64_t>(a.weight) <
+                   static_cast<uint64_t>(a.conns()) * static_cast<uint64_t>(b.weight)
                ? second
                : first;
 }
@@ -250,8 +270,8 @@ int Balancer::pick_least_conn(bool backup, uint64_t now_us, uint64_t tried) {
         }
         const Peer& p = peers_[i];
         const Peer& b = peers_[static_cast<size_t>(best)];
-        if (static_cast<uint64_t>(p.conns) * static_cast<uint64_t>(b.weight) <
-            static_cast<uint64_t>(b.conns) * static_cast<uint64_t>(p.weight)) {
+        if (static_cast<uint64_t>(p.conns()) * static_cast<uint64_t>(b.weight) <
+            static_cast<uint64_t>(b.conns()) * static_cast<uint64_t>(p.weight)) {
             best = static_cast<int>(i);
         }
     }
@@ -260,8 +280,8 @@ int Balancer::pick_least_conn(bool backup, uint64_t now_us, uint64_t tried) {
     for (size_t i = 0; i < peers_.size(); ++i) {
         if (static_cast<int>(i) == best || !usable(i, backup, now_us, tried)) continue;
         const Peer& p = peers_[i];
-        if (static_cast<uint64_t>(p.conns) * static_cast<uint64_t>(b.weight) ==
-            static_cast<uint64_t>(b.conns) * static_cast<uint64_t>(p.weight)) {
+        if (static_cast<uint64_t>(p.conns()) * static_cast<uint64_t>(b.weight) ==
+            static_cast<uint64_t>(b.conns()) * static_cast<uint64_t>(p.weight)) {
             return -2;
         }
     }
@@ -301,31 +321,54 @@ int Balancer::pick_from(bool backup, uint64_t now_us, const FlowKey& key, uint64
     return best;
 }
 
+bool Balancer::acquire(size_t i) {
+    Peer& p = peers_[i];
+    if (!p.max_conns) {
+        p.shared->conns.fetch_add(1, std::memory_order_relaxed);
+        return true;
+    }
+    // Another core may take the last slot between the check and here.
+    uint32_t n = p.shared->conns.load(std::memory_order_relaxed);
+    while (n < p.max_conns) {
+        if (p.shared->conns.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
+    }
+    return false;
+}
+
 int Balancer::pick(uint64_t now_us, const FlowKey& key, uint64_t tried) {
-    int i = pick_from(false, now_us, key, tried);
-    if (i < 0) i = pick_from(true, now_us, key, tried);
-    if (i >= 0) ++peers_[static_cast<size_t>(i)].conns;
-    return i;
+    for (size_t attempt = 0; attempt <= peers_.size(); ++attempt) {
+        int i = pick_from(false, now_us, key, tried);
+        if (i < 0) i = pick_from(true, now_us, key, tried);
+        if (i < 0) return -1;
+        if (acquire(static_cast<size_t>(i))) return i;
+        tried |= uint64_t{1} << (static_cast<unsigned>(i) & 63);  // full since: skip it
+    }
+    return -1;
 }
 
 void Balancer::on_failure(int i, uint64_t now_us) {
     Peer& p = peers_[static_cast<size_t>(i)];
-    if (p.max_fails && now_us - p.failed_at_us >= p.fail_timeout_us) p.fails = 0;
-    ++p.fails;
-    p.failed_at_us = now_us;
+    // A failure after fail_timeout starts a new count (nginx resets fails
+    // when the window has passed).
+    if (p.max_fails && now_us - p.shared->failed_at_us.load(std::memory_order_relaxed) >= p.fail_timeout_us) {
+        p.shared->fails.store(0, std::memory_order_relaxed);
+    }
+    p.shared->fails.fetch_add(1, std::memory_order_relaxed);
+    p.shared->failed_at_us.store(now_us, std::memory_order_relaxed);
     // nginx lowers the effective weight so that traffic returns gradually.
     p.effective_weight -= p.weight / static_cast<int>(p.max_fails ? p.max_fails : 1);
     if (p.effective_weight < 0) p.effective_weight = 0;
 }
 
 void Balancer::on_success(int i) {
-    Peer& p = peers_[static_cast<size_t>(i)];
-    p.fails = 0;
+    peers_[static_cast<size_t>(i)].shared->fails.store(0, std::memory_order_relaxed);
 }
 
 void Balancer::release(int i) {
-    Peer& p = peers_[static_cast<size_t>(i)];
-    if (p.conns) --p.conns;
+    std::atomic<uint32_t>& c = peers_[static_cast<size_t>(i)].shared->conns;
+    uint32_t n = c.load(std::memory_order_relaxed);
+    while (n > 0 && !c.compare_exchange_weak(n, n - 1, std::memory_order_relaxed)) {
+    }
 }
 
 }  // namespace terminus::dataplane::proxy

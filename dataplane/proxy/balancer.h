@@ -1,11 +1,15 @@
 // Choosing a server of an upstream group, per core: nginx's smooth
 // weighted round robin, least_conn, hash KEY [consistent] (a ketama ring,
 // as nginx builds it) and random [two [least_conn]], with passive health
-// (max_fails within fail_timeout), backup, down and max_conns. Private to
-// dataplane/.
+// (max_fails within fail_timeout), backup, down and max_conns. Each core
+// has its own Balancer; what nginx keeps in an upstream's shared "zone"
+// (connections, failures) lives in SharedPeer entries that every core's
+// Balancer for that upstream points to. Private to dataplane/.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,20 +17,38 @@
 
 namespace terminus::dataplane::proxy {
 
+// One upstream server's state shared by all cores: written when a
+// connection starts or ends, never per packet; each on its own cache line.
+struct alignas(64) SharedPeer {
+    std::atomic<uint32_t> conns{0};
+    std::atomic<uint32_t> fails{0};
+    std::atomic<uint64_t> failed_at_us{0};
+};
+
+// The shared state of every upstream group, made once at start.
+class SharedUpstreams {
+  public:
+    explicit SharedUpstreams(const config::Config& cfg);
+    // The entries for upstream NAME (one per server), or null.
+    SharedPeer* find(const std::string& name) const;
+
+  private:
+    std::vector<std::pair<std::string, std::unique_ptr<SharedPeer[]>>> groups_;
+};
+
 struct Peer {
     uint32_t addr = 0;
     uint16_t port = 0;
     int weight = 1;
-    int effective_weight = 1;
+    int effective_weight = 1;  // this core's smooth round robin
     int current_weight = 0;
     uint32_t max_fails = 1;
     uint64_t fail_timeout_us = 10'000'000;
-    uint32_t fails = 0;
-    uint64_t failed_at_us = 0;
     uint32_t max_conns = 0;
-    uint32_t conns = 0;
     bool backup = false;
     bool down = false;
+    SharedPeer* shared = nullptr;
+    uint32_t conns() const { return shared->conns.load(std::memory_order_relaxed); }
 };
 
 // What a "hash" key may refer to: the connection's addresses and ports.
@@ -39,7 +61,9 @@ struct FlowKey {
 
 class Balancer {
   public:
-    explicit Balancer(const config::Upstream& u);
+    // SHARED: the upstream's entries in SharedUpstreams; null gives this
+    // Balancer state of its own (tests, a single core).
+    explicit Balancer(const config::Upstream& u, SharedPeer* shared = nullptr);
     // A single server (proxy_pass HOST:PORT).
     Balancer(uint32_t addr, uint16_t port);
 
@@ -70,6 +94,8 @@ class Balancer {
     int pick_random(uint64_t now_us, uint64_t tried);
     int pick_least_conn(bool backup, uint64_t now_us, uint64_t tried);
     int weighted_random(uint64_t now_us, uint64_t tried, int total);
+    // Takes a connection slot on peer I (false: max_conns reached).
+    bool acquire(size_t i);
 
     enum class KeyPart : uint8_t { kText, kRemoteAddr, kRemotePort, kServerAddr, kServerPort, kBinaryRemoteAddr };
     struct Part {
@@ -82,6 +108,7 @@ class Balancer {
     };
 
     std::vector<Peer> peers_;
+    std::unique_ptr<SharedPeer[]> own_;  // when no shared state was given
     config::BalanceMethod method_ = config::BalanceMethod::kRoundRobin;
     std::vector<Part> key_;
     bool consistent_ = false;

@@ -8,9 +8,10 @@ namespace {
 constexpr uint32_t kNoSession = UINT32_MAX;
 }
 
-Proxy::Proxy(const config::Config& cfg, tcp::Stack& stack, unsigned core, unsigned n_cores,
-             uint32_t local_ip, unsigned max_sessions)
+Proxy::Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stack& stack, unsigned core,
+             unsigned n_cores, uint32_t local_ip, unsigned max_sessions)
     : cfg_(cfg),
+      shared_(shared),
       stack_(stack),
       core_(core),
       n_cores_(n_cores),
@@ -27,7 +28,8 @@ void Proxy::start() {
     for (const auto& srv : cfg_.servers) {
         std::unique_ptr<ServerListener> l;
         if (srv.proxy_pass.kind == config::ProxyPass::Kind::kUpstream) {
-            l = std::make_unique<ServerListener>(*this, srv, Balancer(*cfg_.find_upstream(srv.proxy_pass.upstream)));
+            const std::string& name = srv.proxy_pass.upstream;
+            l = std::make_unique<ServerListener>(*this, srv, Balancer(*cfg_.find_upstream(name), shared_.find(name)));
         } else if (srv.proxy_pass.kind == config::ProxyPass::Kind::kAddress) {
             l = std::make_unique<ServerListener>(*this, srv,
                                                  Balancer(srv.proxy_pass.address.value_or(0), srv.proxy_pass.port));

@@ -69,8 +69,8 @@ struct Session final : tcp::Handler {
 
 class Proxy {
   public:
-    Proxy(const config::Config& cfg, tcp::Stack& stack, unsigned core, unsigned n_cores,
-          uint32_t local_ip, unsigned max_sessions);
+    Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stack& stack, unsigned core,
+          unsigned n_cores, uint32_t local_ip, unsigned max_sessions);
 
     // Registers a listener for every server{} this dataplane serves.
     void start();
@@ -94,6 +94,7 @@ class Proxy {
     uint16_t pick_local_port(uint32_t remote_ip, uint16_t remote_port);
 
     const config::Config& cfg_;
+    const SharedUpstreams& shared_;
     tcp::Stack& stack_;
     unsigned core_;
     unsigned n_cores_;

@@ -1,6 +1,7 @@
 // Choosing upstream servers as nginx does.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -251,6 +252,48 @@ TEST(Balancer, RandomSkipsUnavailableServers) {
     u.servers[1].down = true;
     Balancer b(u);
     EXPECT_EQ(picks(b, 200).find('b'), std::string::npos);
+}
+
+TEST(Balancer, CoresShareConnectionCountsAndMaxConns) {
+    // Two cores' Balancers over one upstream: max_conns holds for both.
+    config::Upstream u = upstream({{1, 1}, {2, 1}});
+    u.servers[0].max_conns = 1;
+    u.servers[1].max_conns = 1;
+    auto shared = std::make_unique<SharedPeer[]>(2);
+    Balancer core0(u, shared.get()), core1(u, shared.get());
+    const int x = core0.pick(0, FlowKey{}, 0);
+    const int y = core1.pick(0, FlowKey{}, 0);
+    EXPECT_NE(x, y);
+    EXPECT_EQ(core0.pick(0, FlowKey{}, 0), -1);
+    EXPECT_EQ(core1.pick(0, FlowKey{}, 0), -1);
+    core1.release(y);
+    EXPECT_EQ(core0.pick(0, FlowKey{}, 0), y);
+}
+
+TEST(Balancer, FailuresSeenOnOneCoreTakeTheServerOutOnAll) {
+    config::Upstream u = upstream({{1, 1}, {2, 1}});
+    u.servers[0].max_fails = 2;
+    auto shared = std::make_unique<SharedPeer[]>(2);
+    Balancer core0(u, shared.get()), core1(u, shared.get());
+    core0.on_failure(0, 1'000'000);
+    core1.on_failure(0, 1'000'000);
+    EXPECT_EQ(picks(core0, 4, 2'000'000), "bbbb");
+    EXPECT_EQ(picks(core1, 4, 2'000'000), "bbbb");
+    core1.on_success(0);  // a connection that worked clears the count
+    EXPECT_NE(picks(core0, 4, 2'000'000).find('a'), std::string::npos);
+}
+
+TEST(Balancer, LeastConnCountsEveryCoresConnections) {
+    config::Upstream u = upstream({{1, 1}, {2, 1}});
+    u.method = config::BalanceMethod::kLeastConn;
+    auto shared = std::make_unique<SharedPeer[]>(2);
+    Balancer core0(u, shared.get()), core1(u, shared.get());
+    const int busy = core0.pick(0, FlowKey{}, 0);  // held on core 0
+    for (int i = 0; i < 3; ++i) {
+        const int p = core1.pick(0, FlowKey{}, 0);
+        EXPECT_NE(p, busy);
+        core1.release(p);
+    }
 }
 
 }  // namespace
