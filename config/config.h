@@ -93,6 +93,9 @@ struct DataplaneConfig {
     std::vector<std::string> eal_args;
     SynCookies syncookies = SynCookies::kOn;
     CongestionControl tcp_congestion = CongestionControl::kNewReno;
+    // SIGTERM: how long established sessions may finish before the rest
+    // are reset (nginx's worker_shutdown_timeout).
+    Millis shutdown_timeout = std::chrono::seconds(10);
 };
 
 // ---------------------------------------------------------------------------

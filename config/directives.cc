@@ -717,6 +717,10 @@ void h_mgmt_metrics(Builder& b, Scope&, const Node& n) {
     b.cfg.mgmt.metrics = std::make_pair(*addr, port);
 }
 
+void h_dp_shutdown_timeout(Builder& b, Scope&, const Node& n) {
+    read_time_word(b, n, n.args[0], b.cfg.dataplane.shutdown_timeout, false);
+}
+
 void h_mgmt_rotation(Builder& b, Scope&, const Node& n) {
     Millis v{};
     if (!read_time_word(b, n, n.args[0], v, true)) return;
@@ -1432,6 +1436,7 @@ constexpr DirectiveSpec kDirectives[] = {
     {"eal_args", kDataplane, 1, kAnyArgs, false, true, "", h_dp_eal_args},
     {"syncookies", kDataplane, 1, 1, false, false, "on", h_dp_syncookies},
     {"tcp_congestion", kDataplane, 1, 1, false, false, "newreno", h_dp_tcp_congestion},
+    {"shutdown_timeout", kDataplane, 1, 1, false, false, "10s", h_dp_shutdown_timeout},
 
     // mgmt {}
     {"control", kMgmt, 1, 1, false, false, "unix:/run/terminus/control.sock", h_mgmt_control},

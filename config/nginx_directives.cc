@@ -50,7 +50,7 @@ constexpr NginxOnly kNginxOnly[] = {
     {"timer_resolution", "the dataplane reads the TSC; remove it"},
     {"working_directory", kProcess},
     {"worker_priority", kProcess},
-    {"worker_shutdown_timeout", kProcess},
+    {"worker_shutdown_timeout", "set \"shutdown_timeout\" in dataplane {}"},
     {"worker_rlimit_core", kProcess},
     {"ssl_engine", "choose the crypto backend with \"crypto\" in dataplane {}"},
     {"quic_bpf", kProcess},

@@ -59,7 +59,7 @@ constexpr std::string_view kImplemented[] = {
     "tcp_congestion", "stream", "upstream", "server", "listen", "proxy_pass", "least_conn",
     "hash", "random", "zone", "proxy_next_upstream", "proxy_next_upstream_tries",
     "proxy_next_upstream_timeout", "proxy_buffer_size", "proxy_timeout",
-    "proxy_connect_timeout", "proxy_half_close"};
+    "proxy_connect_timeout", "proxy_half_close", "shutdown_timeout"};
 
 int setup_port(const config::PortConfig& pc, unsigned n_queues, rte_mempool* pool, PortInfo& out) {
     uint16_t port_id = 0;
@@ -144,11 +144,12 @@ int setup_port(const config::PortConfig& pc, unsigned n_queues, rte_mempool* poo
     return 0;
 }
 
-// How long SIGTERM lets established sessions finish before resetting them.
-constexpr uint64_t kDrainUs = 10'000'000;
+// How long SIGTERM lets established sessions finish before resetting
+// them (dataplane { shutdown_timeout }), set before the lcores start.
+uint64_t g_drain_us = 10'000'000;
 
 int launch(void* arg) {
-    return lcore_main(*static_cast<Lcore*>(arg), g_stop, kDrainUs, g_draining);
+    return lcore_main(*static_cast<Lcore*>(arg), g_stop, g_drain_us, g_draining);
 }
 
 }  // namespace
@@ -321,11 +322,13 @@ int run(const config::Config& cfg, const RunOptions& options) {
     for (unsigned i = 1; i < n_cores; ++i) {
         rte_eal_remote_launch(launch, &lcores[i], lcores[i].lcore_id);
     }
-    log("running; SIGTERM drains established sessions for %lu s", static_cast<unsigned long>(kDrainUs / 1'000'000));
+    g_drain_us = static_cast<uint64_t>(dp.shutdown_timeout.count()) * 1000;
+    log("running; SIGTERM drains established sessions for %.3g s (shutdown_timeout)",
+        static_cast<double>(g_drain_us) / 1e6);
     launch(&lcores[0]);
     rte_eal_mp_wait_lcore();
-    log("stopped: new connections refused, established ones given %lu s to finish, the rest reset",
-        static_cast<unsigned long>(kDrainUs / 1'000'000));
+    log("stopped: new connections refused, established ones given %.3g s to finish, the rest reset",
+        static_cast<double>(g_drain_us) / 1e6);
 
     net::NetCounters total;
     for (unsigned i = 0; i < n_cores; ++i) {

@@ -48,6 +48,7 @@ dataplane {
     lcores 0-1;
     mbufs 32767;
     max_connections 65536;
+    shutdown_timeout 8s;
 }
 stream {
     # The echo clients half-close and wait for their bytes (nginx's
@@ -104,6 +105,8 @@ if ! wait_for 30 grep -q "terminusd: running" "$work/log"; then
     echo "1..$n"; exit 1
 fi
 ok "terminusd starts with fourteen proxied servers"
+grep -q "SIGTERM drains established sessions for 8 s (shutdown_timeout)" "$work/log" &&
+    ok "shutdown_timeout sets the drain time" || not_ok "shutdown_timeout sets the drain time" "$(cat "$work/log")"
 ip -n "$ns" addr add 198.18.0.1/24 dev "$iface"
 ip -n "$ns" link set "$iface" up
 ip netns exec "$ns" python3 "$here/lab_backend.py" 198.18.0.1 9001 9002 9003:after-eof \

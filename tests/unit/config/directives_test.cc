@@ -881,6 +881,16 @@ TEST(Directives, SyncookiesAcceptsOnOffAlways) {
                             "SYN backlog is full), off or always"));
 }
 
+TEST(Directives, ShutdownTimeoutIsATime) {
+    auto r = load(with_dataplane("shutdown_timeout 1m30s;"));
+    ASSERT_TRUE(clean(r));
+    EXPECT_EQ(r.config->dataplane.shutdown_timeout, std::chrono::seconds(90));
+    EXPECT_EQ(load(with_dataplane("")).config->dataplane.shutdown_timeout, std::chrono::seconds(10));
+    EXPECT_FALSE(messages_of(with_dataplane("shutdown_timeout soon;")).empty());
+    EXPECT_THAT(messages_of("worker_shutdown_timeout 5s;\n" + with_dataplane("")),
+                ElementsAre(::testing::HasSubstr("set \"shutdown_timeout\" in dataplane {}")));
+}
+
 TEST(Directives, TcpCongestionAcceptsNewrenoAndCubic) {
     auto reno = load(with_dataplane("tcp_congestion newreno;"));
     ASSERT_TRUE(clean(reno));

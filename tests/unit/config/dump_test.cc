@@ -229,6 +229,7 @@ TEST_F(DumpEffective, DataplaneBlockIsFilledInWhenNotWritten) {
                          "    max_connections 65536;  # default\n"
                          "    syncookies on;  # default\n"
                          "    tcp_congestion newreno;  # default\n"
+                         "    shutdown_timeout 10s;  # default\n"
                          "}\n")
         << text;
 }
