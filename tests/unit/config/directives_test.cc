@@ -82,31 +82,6 @@ std::string with_mgmt(std::string_view body) {
 const ServerSettings& settings(const LoadResult& r) { return r.config->servers.at(0).settings; }
 const Server& server(const LoadResult& r) { return r.config->servers.at(0); }
 
-// A file in a fresh temporary directory, removed with the object.
-class TempDir {
-  public:
-    TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "terminus-test-XXXXXX").string();
-        if (::mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    const std::string& path() const { return path_; }
-    std::string write(const std::string& name, std::string_view content) const {
-        std::string p = path_ + "/" + name;
-        std::ofstream out(p, std::ios::binary);
-        out << content;
-        return p;
-    }
-
-  private:
-    std::string path_;
-};
 
 // ---------------------------------------------------------------------------
 // The minimal configuration and nginx's defaults.

@@ -72,38 +72,6 @@ std::string read_file(const std::string& path) {
     return ss.str();
 }
 
-// A fresh temporary directory, removed with the object.
-class TempDir {
-  public:
-    TempDir() {
-        std::string tmpl =
-            (std::filesystem::temp_directory_path() / "terminus-files-test-XXXXXX").string();
-        if (::mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    const std::string& path() const { return path_; }
-
-    // Writes CONTENT to NAME with permissions MODE and returns its path.
-    std::string write(const std::string& name, std::string_view content,
-                      mode_t mode = 0600) const {
-        const std::string p = path_ + "/" + name;
-        {
-            std::ofstream out(p, std::ios::binary);
-            out << content;
-        }
-        ::chmod(p.c_str(), mode);
-        return p;
-    }
-
-  private:
-    std::string path_;
-};
 
 struct PkeyFree {
     void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }

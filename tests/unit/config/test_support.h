@@ -4,7 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+#include <sys/stat.h>
+
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,5 +58,36 @@ inline std::vector<std::string> diagnostics(const LoadResult& r) {
     for (const auto& d : r.diagnostics) v.push_back(d.to_string());
     return v;
 }
+
+// A fresh temporary directory, removed with the object.
+class TempDir {
+  public:
+    TempDir() {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "terminus-test-XXXXXX").string();
+        if (::mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    const std::string& path() const { return path_; }
+
+    // Writes CONTENT to NAME with permissions MODE and returns its path.
+    std::string write(const std::string& name, std::string_view content, mode_t mode = 0600) const {
+        const std::string p = path_ + "/" + name;
+        {
+            std::ofstream out(p, std::ios::binary);
+            out << content;
+        }
+        ::chmod(p.c_str(), mode);
+        return p;
+    }
+
+  private:
+    std::string path_;
+};
 
 }  // namespace terminus::config::test_support
