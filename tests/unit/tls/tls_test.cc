@@ -1,0 +1,508 @@
+// TLS termination in one process: a real OpenSSL client against the
+// Endpoint over an in-memory Transport (no TCP, no DPDK), with contexts
+// built from configurations as terminusd builds them.
+#include <gtest/gtest.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "tls/tls.h"
+
+namespace terminus::tls {
+namespace {
+
+std::string cert(const std::string& f) {
+    const char* d = std::getenv("TERMINUS_TEST_CERTS");
+    return std::string(d ? d : "/nonexistent") + "/" + f;
+}
+
+// The server's side of a connection: bytes in from the client, bytes out.
+struct Pipe : Transport {
+    std::string in, out;
+    bool closed = false;
+    uint32_t capacity = 1 << 20;
+    int flushes = 0;
+    uint32_t read(void* dst, uint32_t len) override {
+        const uint32_t n = std::min<uint32_t>(len, static_cast<uint32_t>(in.size()));
+        std::memcpy(dst, in.data(), n);
+        in.erase(0, n);
+        return n;
+    }
+    bool eof() const override { return closed && in.empty(); }
+    uint32_t write(const void* src, uint32_t len) override {
+        const uint32_t n = std::min<uint32_t>(len, write_space());
+        out.append(static_cast<const char*>(src), n);
+        return n;
+    }
+    uint32_t write_space() const override {
+        return capacity > out.size() ? capacity - static_cast<uint32_t>(out.size()) : 0;
+    }
+    void cork() override {}
+    void flush() override { ++flushes; }
+};
+
+struct CtxFree {
+    void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+struct SslFree {
+    void operator()(SSL* s) const { SSL_free(s); }
+};
+struct SessFree {
+    void operator()(SSL_SESSION* s) const { SSL_SESSION_free(s); }
+};
+
+// The description of the last alert a client received.
+int last_alert_received = -1;
+void client_info_cb(const SSL*, int where, int ret) {
+    if ((where & SSL_CB_ALERT) && (where & SSL_CB_READ)) last_alert_received = ret & 0xff;
+}
+
+// An OpenSSL client with memory BIOs.
+struct Client {
+    std::unique_ptr<SSL_CTX, CtxFree> ctx{SSL_CTX_new(TLS_client_method())};
+    std::unique_ptr<SSL, SslFree> ssl;
+    BIO* rbio = nullptr;  // what the server sent, for the client to read
+    BIO* wbio = nullptr;  // what the client wrote
+    Client() {
+        SSL_CTX_load_verify_file(ctx.get(), cert("ca.crt").c_str());
+        SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+        SSL_CTX_set_info_callback(ctx.get(), client_info_cb);
+    }
+    void start(const char* sni = "example.com") {
+        ssl.reset(SSL_new(ctx.get()));
+        rbio = BIO_new(BIO_s_mem());
+        wbio = BIO_new(BIO_s_mem());
+        SSL_set_bio(ssl.get(), rbio, wbio);
+        if (sni) SSL_set_tlsext_host_name(ssl.get(), sni);
+        SSL_set_connect_state(ssl.get());
+    }
+};
+
+// Moves bytes both ways until both sides stop making progress.
+struct Result2 {
+    Endpoint::Status server;
+    bool client_done;
+};
+Result2 run(Client& c, Endpoint& ep, Pipe& p) {
+    Endpoint::Status st = Endpoint::Status::kAgain;
+    bool client_done = false;
+    for (int round = 0; round < 20; ++round) {
+        const int rc = SSL_do_handshake(c.ssl.get());
+        client_done = rc == 1;
+        // Now, before a write into its BIO clears the retry flags.
+        const int err = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(c.ssl.get(), rc);
+        char buf[65536];
+        int n;
+        while ((n = BIO_read(c.wbio, buf, sizeof buf)) > 0) p.in.append(buf, static_cast<size_t>(n));
+        st = ep.handshake();
+        if (!p.out.empty()) {
+            BIO_write(c.rbio, p.out.data(), static_cast<int>(p.out.size()));
+            p.out.clear();
+        }
+        if (st == Endpoint::Status::kFailed) {
+            SSL_do_handshake(c.ssl.get());  // reads the alert
+            ERR_clear_error();
+            break;
+        }
+        if (client_done && st == Endpoint::Status::kDone) break;
+        if (rc <= 0) {
+            if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+                ERR_clear_error();
+                // The server may still have to read the client's alert.
+                while ((n = BIO_read(c.wbio, buf, sizeof buf)) > 0) p.in.append(buf, static_cast<size_t>(n));
+                st = ep.handshake();
+                break;
+            }
+        }
+    }
+    ERR_clear_error();
+    return {st, client_done};
+}
+
+class Tls : public ::testing::Test {
+  protected:
+    // Loads TEXT (a stream{} body) and builds two cores' contexts.
+    void load(const std::string& stream_body) {
+        const std::string text = "stream {\n    upstream b { server 198.18.0.1:8080; }\n" + stream_body + "}\n";
+        auto r = config::load_string(text, "/tmp/tls-test.conf");
+        std::string errors;
+        for (const auto& d : r.diagnostics) errors += d.to_string() + "\n";
+        ASSERT_TRUE(r.ok()) << errors;
+        cfg = r.config;
+        auto sh = SharedTls::create(*cfg);
+        ASSERT_TRUE(sh) << sh.error();
+        shared = std::move(*sh);
+        auto c0 = CoreTls::create(*cfg, *shared);
+        ASSERT_TRUE(c0) << c0.error();
+        core0 = std::move(*c0);
+        auto c1 = CoreTls::create(*cfg, *shared);
+        ASSERT_TRUE(c1) << c1.error();
+        core1 = std::move(*c1);
+        groups = listen_groups(*cfg);
+    }
+    std::string pair(const std::string& name) {
+        return "ssl_certificate " + cert(name + ".crt") + "; ssl_certificate_key " + cert(name + ".key") + ";";
+    }
+    std::shared_ptr<const config::Config> cfg;
+    std::unique_ptr<SharedTls> shared;
+    std::unique_ptr<CoreTls> core0, core1;
+    std::vector<ListenGroup> groups;
+};
+
+TEST_F(Tls, Tls13HandshakeAndDataBothWays) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Client c;
+    c.start();
+    Pipe p;
+    Endpoint ep(*core0, groups[0], p);
+    auto r = run(c, ep, p);
+    ASSERT_EQ(r.server, Endpoint::Status::kDone);
+    ASSERT_TRUE(r.client_done);
+    EXPECT_EQ(SSL_version(c.ssl.get()), TLS1_3_VERSION);
+    EXPECT_EQ(core0->counters.handshakes_full, 1u);
+    EXPECT_EQ(core0->counters.proto_tls13, 1u);
+    EXPECT_EQ(core0->counters.cert_ecdsa, 1u);
+    // Client to server.
+    ASSERT_EQ(SSL_write(c.ssl.get(), "hello", 5), 5);
+    char buf[64];
+    int n;
+    while ((n = BIO_read(c.wbio, buf, sizeof buf)) > 0) p.in.append(buf, static_cast<size_t>(n));
+    char plain[64];
+    ASSERT_EQ(ep.read(plain, sizeof plain), 5);
+    EXPECT_EQ(std::string(plain, 5), "hello");
+    EXPECT_EQ(ep.read(plain, sizeof plain), 0);  // nothing more yet
+    // Server to client.
+    ASSERT_EQ(ep.write("world", 5), 5);
+    BIO_write(c.rbio, p.out.data(), static_cast<int>(p.out.size()));
+    p.out.clear();
+    // The client first reads the session tickets, then the data.
+    ASSERT_EQ(SSL_read(c.ssl.get(), buf, sizeof buf), 5);
+    EXPECT_EQ(std::string(buf, 5), "world");
+    EXPECT_EQ(core0->counters.bytes_decrypted, 5u);
+    EXPECT_EQ(core0->counters.bytes_encrypted, 5u);
+}
+
+TEST_F(Tls, TheClientsSignatureAlgorithmsPickRsaOrEcdsa) {
+    load("server { listen 443 ssl; " + pair("rsa") + " " + pair("ecdsa") + " proxy_pass b; }\n");
+    for (const char* sigalgs : {"ECDSA+SHA256", "rsa_pss_rsae_sha256"}) {
+        Client c;
+        ASSERT_EQ(SSL_CTX_set1_sigalgs_list(c.ctx.get(), sigalgs), 1) << sigalgs;
+        c.start();
+        Pipe p;
+        Endpoint ep(*core0, groups[0], p);
+        ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone) << sigalgs;
+    }
+    EXPECT_EQ(core0->counters.cert_ecdsa, 1u);
+    EXPECT_EQ(core0->counters.cert_rsa, 1u);
+}
+
+TEST_F(Tls, Tls12WithEachCipherFamily) {
+    load("server { listen 443 ssl; " + pair("rsa") + " " + pair("ecdsa") + " proxy_pass b; }\n");
+    for (const char* cipher : {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
+                               "ECDHE-ECDSA-CHACHA20-POLY1305"}) {
+        Client c;
+        SSL_CTX_set_max_proto_version(c.ctx.get(), TLS1_2_VERSION);
+        ASSERT_EQ(SSL_CTX_set_cipher_list(c.ctx.get(), cipher), 1);
+        c.start();
+        Pipe p;
+        Endpoint ep(*core0, groups[0], p);
+        ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone) << cipher;
+        EXPECT_STREQ(SSL_get_cipher_name(c.ssl.get()), cipher);
+    }
+    EXPECT_EQ(core0->counters.proto_tls12, 3u);
+    EXPECT_EQ(core0->counters.cipher_aes128_gcm, 1u);
+    EXPECT_EQ(core0->counters.cipher_aes256_gcm, 1u);
+    EXPECT_EQ(core0->counters.cipher_chacha20_poly1305, 1u);
+}
+
+TEST_F(Tls, OldProtocolsAreRefusedByDefault) {
+    load("server { listen 443 ssl; " + pair("rsa") + " proxy_pass b; }\n");
+    Client c;
+    SSL_CTX_set_security_level(c.ctx.get(), 0);
+    SSL_CTX_set_min_proto_version(c.ctx.get(), TLS1_VERSION);
+    SSL_CTX_set_max_proto_version(c.ctx.get(), TLS1_1_VERSION);
+    c.start();
+    Pipe p;
+    Endpoint ep(*core0, groups[0], p);
+    EXPECT_EQ(run(c, ep, p).server, Endpoint::Status::kFailed);
+    EXPECT_EQ(ep.failure(), Failure::k_no_shared_protocol);
+    EXPECT_EQ(core0->counters.failed[static_cast<size_t>(Failure::k_no_shared_protocol)], 1u);
+}
+
+TEST_F(Tls, Tls11WhenAskedFor) {
+    load("server { listen 443 ssl; ssl_protocols TLSv1.1 TLSv1.2; ssl_ciphers DEFAULT; " + pair("rsa") +
+         " proxy_pass b; }\n");
+    Client c;
+    SSL_CTX_set_security_level(c.ctx.get(), 0);
+    SSL_CTX_set_min_proto_version(c.ctx.get(), TLS1_1_VERSION);
+    SSL_CTX_set_max_proto_version(c.ctx.get(), TLS1_1_VERSION);
+    c.start();
+    Pipe p;
+    Endpoint ep(*core0, groups[0], p);
+    ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+    EXPECT_EQ(core0->counters.proto_tls11, 1u);
+}
+
+TEST_F(Tls, SniPicksTheServerBlock) {
+    load("server { listen 443 ssl; server_name api.example.com; " + pair("rsa") + " proxy_pass b; }\n"
+         "server { listen 443 ssl; server_name *.example.com; " + pair("ecdsa") + " proxy_pass b; }\n"
+         "server { listen 443 ssl; server_name www.example.*; " + pair("rsa") + " proxy_pass b; }\n"
+         "server { listen 443 ssl default_server; server_name other.test; " + pair("server") +
+         " proxy_pass b; }\n");
+    ASSERT_EQ(groups.size(), 1u);
+    const auto& g = groups[0];
+    EXPECT_EQ(select_server(*cfg, g, "api.example.com"), 0u);
+    EXPECT_EQ(select_server(*cfg, g, "API.Example.COM"), 0u);
+    EXPECT_EQ(select_server(*cfg, g, "app.example.com"), 1u);
+    EXPECT_EQ(select_server(*cfg, g, "a.b.example.com"), 1u);
+    EXPECT_EQ(select_server(*cfg, g, "www.example.org"), 2u);
+    EXPECT_EQ(select_server(*cfg, g, "unknown.test"), 3u);
+    EXPECT_EQ(select_server(*cfg, g, nullptr), 3u);
+    EXPECT_EQ(select_server(*cfg, g, ""), 3u);
+
+    Client c;
+    c.start("app.example.com");
+    Pipe p;
+    Endpoint ep(*core0, g, p);
+    ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+    EXPECT_EQ(ep.server(), 1u);
+    EXPECT_EQ(ep.sni(), "app.example.com");
+    EXPECT_EQ(core0->counters.cert_ecdsa, 1u);  // block 1's certificate
+}
+
+TEST_F(Tls, RejectHandshakeForUnknownNames) {
+    load("server { listen 443 ssl; server_name example.com; " + pair("rsa") + " proxy_pass b; }\n"
+         "server { listen 443 ssl default_server; ssl_reject_handshake on; proxy_pass b; }\n");
+    Client good;
+    good.start("example.com");
+    Pipe p1;
+    Endpoint ok(*core0, groups[0], p1);
+    EXPECT_EQ(run(good, ok, p1).server, Endpoint::Status::kDone);
+
+    Client bad;
+    bad.start("nobody.test");
+    Pipe p2;
+    Endpoint refused(*core0, groups[0], p2);
+    EXPECT_EQ(run(bad, refused, p2).server, Endpoint::Status::kFailed);
+    EXPECT_EQ(refused.failure(), Failure::k_unknown_sni);
+    EXPECT_EQ(core0->server(1)->failed[static_cast<size_t>(Failure::k_unknown_sni)], 1u);
+    // The client got an unrecognized_name alert.
+    EXPECT_EQ(last_alert_received, SSL_AD_UNRECOGNIZED_NAME);
+}
+
+TEST_F(Tls, AlpnFollowsTheServersOrder) {
+    load("server { listen 443 ssl; ssl_alpn h2 http/1.1; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Client c;
+    const unsigned char protos[] = "\x08http/1.1\x02h2";
+    SSL_CTX_set_alpn_protos(c.ctx.get(), protos, sizeof protos - 1);
+    c.start();
+    Pipe p;
+    Endpoint ep(*core0, groups[0], p);
+    ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+    const unsigned char* sel = nullptr;
+    unsigned len = 0;
+    SSL_get0_alpn_selected(c.ssl.get(), &sel, &len);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(sel), len), "h2");
+
+    Client other;
+    const unsigned char smtp[] = "\x04smtp";
+    SSL_CTX_set_alpn_protos(other.ctx.get(), smtp, sizeof smtp - 1);
+    other.start();
+    Pipe p2;
+    Endpoint refused(*core0, groups[0], p2);
+    EXPECT_EQ(run(other, refused, p2).server, Endpoint::Status::kFailed);
+    EXPECT_EQ(refused.failure(), Failure::k_no_shared_alpn);
+}
+
+TEST_F(Tls, ClientCertificatesAreVerified) {
+    load("server { listen 443 ssl; ssl_verify_client on; ssl_client_certificate " + cert("client-ca.crt") +
+         "; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Client good;
+    SSL_CTX_use_certificate_file(good.ctx.get(), cert("client.crt").c_str(), SSL_FILETYPE_PEM);
+    SSL_CTX_use_PrivateKey_file(good.ctx.get(), cert("client.key").c_str(), SSL_FILETYPE_PEM);
+    good.start();
+    Pipe p1;
+    Endpoint e1(*core0, groups[0], p1);
+    ASSERT_EQ(run(good, e1, p1).server, Endpoint::Status::kDone);
+    EXPECT_EQ(core0->counters.client_certs, 1u);
+
+    Client none;
+    none.start();
+    Pipe p2;
+    Endpoint e2(*core0, groups[0], p2);
+    EXPECT_EQ(run(none, e2, p2).server, Endpoint::Status::kFailed);
+    EXPECT_EQ(e2.failure(), Failure::k_no_client_cert);
+
+    Client stranger;
+    SSL_CTX_use_certificate_file(stranger.ctx.get(), cert("other-client.crt").c_str(), SSL_FILETYPE_PEM);
+    SSL_CTX_use_PrivateKey_file(stranger.ctx.get(), cert("other-client.key").c_str(), SSL_FILETYPE_PEM);
+    stranger.start();
+    Pipe p3;
+    Endpoint e3(*core0, groups[0], p3);
+    EXPECT_EQ(run(stranger, e3, p3).server, Endpoint::Status::kFailed);
+    EXPECT_EQ(e3.failure(), Failure::k_bad_client_cert);
+}
+
+TEST_F(Tls, TicketsFromOneCoreResumeOnAnother) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+        Client c;
+        SSL_CTX_set_max_proto_version(c.ctx.get(), version);
+        c.start();
+        Pipe p;
+        Endpoint ep(*core0, groups[0], p);
+        ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+        // TLS 1.3 tickets arrive after the handshake: read them.
+        char b[16];
+        SSL_read(c.ssl.get(), b, sizeof b);
+        ERR_clear_error();
+        std::unique_ptr<SSL_SESSION, SessFree> sess(SSL_get1_session(c.ssl.get()));
+        ASSERT_TRUE(sess);
+        ASSERT_TRUE(SSL_SESSION_has_ticket(sess.get()));
+
+        Client again;
+        SSL_CTX_set_max_proto_version(again.ctx.get(), version);
+        again.start();
+        SSL_set_session(again.ssl.get(), sess.get());
+        Pipe p2;
+        Endpoint ep2(*core1, groups[0], p2);  // the other core
+        ASSERT_EQ(run(again, ep2, p2).server, Endpoint::Status::kDone);
+        EXPECT_TRUE(SSL_session_reused(again.ssl.get())) << version;
+    }
+    EXPECT_EQ(core1->counters.handshakes_resumed_ticket, 2u);
+}
+
+TEST_F(Tls, SessionsDoNotCrossServerBlocksWithOtherClientPolicies) {
+    load("server { listen 443 ssl; server_name open.example.com; " + pair("ecdsa") + " proxy_pass b; }\n"
+         "server { listen 443 ssl; server_name api.example.com; ssl_verify_client optional; "
+         "ssl_client_certificate " + cert("client-ca.crt") + "; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Client c;
+    c.start("open.example.com");
+    Pipe p;
+    Endpoint ep(*core0, groups[0], p);
+    ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+    char b[16];
+    SSL_read(c.ssl.get(), b, sizeof b);
+    ERR_clear_error();
+    std::unique_ptr<SSL_SESSION, SessFree> sess(SSL_get1_session(c.ssl.get()));
+
+    Client other;
+    other.start("api.example.com");
+    SSL_set_session(other.ssl.get(), sess.get());
+    Pipe p2;
+    Endpoint ep2(*core0, groups[0], p2);
+    ASSERT_EQ(run(other, ep2, p2).server, Endpoint::Status::kDone);
+    EXPECT_FALSE(SSL_session_reused(other.ssl.get()));
+    EXPECT_EQ(core0->counters.handshakes_full, 2u);
+}
+
+TEST_F(Tls, TicketKeyFilesInBothFormats) {
+    for (const char* file : {"ticket48.key", "ticket80.key"}) {
+        load("server { listen 443 ssl; ssl_session_ticket_key " + cert(file) + "; " + pair("ecdsa") +
+             " proxy_pass b; }\n");
+        Client c;
+        SSL_CTX_set_max_proto_version(c.ctx.get(), TLS1_2_VERSION);
+        c.start();
+        Pipe p;
+        Endpoint ep(*core0, groups[0], p);
+        ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+        std::unique_ptr<SSL_SESSION, SessFree> sess(SSL_get1_session(c.ssl.get()));
+        Client again;
+        SSL_CTX_set_max_proto_version(again.ctx.get(), TLS1_2_VERSION);
+        again.start();
+        SSL_set_session(again.ssl.get(), sess.get());
+        Pipe p2;
+        Endpoint ep2(*core1, groups[0], p2);
+        ASSERT_EQ(run(again, ep2, p2).server, Endpoint::Status::kDone);
+        EXPECT_TRUE(SSL_session_reused(again.ssl.get())) << file;
+    }
+}
+
+TEST_F(Tls, RotatedKeysStillOpenTheLastTickets) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Client c;
+    SSL_CTX_set_max_proto_version(c.ctx.get(), TLS1_2_VERSION);
+    c.start();
+    Pipe p;
+    Endpoint ep(*core0, groups[0], p);
+    ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+    std::unique_ptr<SSL_SESSION, SessFree> sess(SSL_get1_session(c.ssl.get()));
+    auto resumes = [&]() {
+        Client again;
+        SSL_CTX_set_max_proto_version(again.ctx.get(), TLS1_2_VERSION);
+        again.start();
+        SSL_set_session(again.ssl.get(), sess.get());
+        Pipe p2;
+        Endpoint ep2(*core1, groups[0], p2);
+        EXPECT_EQ(run(again, ep2, p2).server, Endpoint::Status::kDone);
+        return SSL_session_reused(again.ssl.get()) == 1;
+    };
+    shared->random_keys->rotate();
+    EXPECT_TRUE(resumes());  // the previous key decrypts
+    shared->random_keys->rotate();
+    EXPECT_FALSE(resumes());  // two rotations later it is gone
+}
+
+TEST_F(Tls, GarbageIsAMalformedHandshake) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Pipe p;
+    Endpoint ep(*core0, groups[0], p);
+    p.in = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kFailed);
+    EXPECT_EQ(ep.failure(), Failure::k_malformed);
+}
+
+TEST_F(Tls, OversizedRecordGetsAnAlert) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Pipe p;
+    Endpoint ep(*core0, groups[0], p);
+    // A handshake record header claiming 2^14 + 2049 bytes.
+    const uint16_t len = 16384 + 2049;
+    p.in = std::string("\x16\x03\x01", 3) + static_cast<char>(len >> 8) + static_cast<char>(len & 0xff) +
+           std::string(len, '\0');
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kFailed);
+    EXPECT_EQ(ep.failure(), Failure::k_malformed);
+    // An alert record went back.
+    ASSERT_GE(p.out.size(), 7u);
+    EXPECT_EQ(p.out[0], '\x15');
+}
+
+TEST_F(Tls, HalfAClientHelloWaits) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Client c;
+    c.start();
+    SSL_do_handshake(c.ssl.get());
+    char buf[4096];
+    const int n = BIO_read(c.wbio, buf, sizeof buf);
+    ASSERT_GT(n, 20);
+    Pipe p;
+    Endpoint ep(*core0, groups[0], p);
+    p.in.assign(buf, static_cast<size_t>(n / 2));
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kAgain);
+    EXPECT_TRUE(p.out.empty());
+    ep.fail(Failure::k_timeout);  // what the dataplane does at ssl_handshake_timeout
+    EXPECT_EQ(core0->counters.failed[static_cast<size_t>(Failure::k_timeout)], 1u);
+}
+
+TEST_F(Tls, StaplesTheOcspResponseFromItsFile) {
+    load("server { listen 443 ssl; ssl_stapling on; ssl_stapling_file " + cert("ocsp.der") + "; " +
+         pair("rsa") + " proxy_pass b; }\n");
+    Client c;
+    c.start();
+    SSL_set_tlsext_status_type(c.ssl.get(), TLSEXT_STATUSTYPE_ocsp);
+    Pipe p;
+    Endpoint ep(*core0, groups[0], p);
+    ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+    const unsigned char* resp = nullptr;
+    const long len = SSL_get_tlsext_status_ocsp_resp(c.ssl.get(), &resp);
+    EXPECT_GT(len, 0);
+}
+
+}  // namespace
+}  // namespace terminus::tls

@@ -1,0 +1,146 @@
+// Session ticket keys in nginx's file formats, random keys rotated for all
+// cores, and the ticket callback (RFC 5077's recommended construction:
+// AES-CBC and HMAC-SHA256, as nginx's ngx_ssl_ticket_key_callback).
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "tls/tls_private.h"
+
+namespace terminus::tls {
+
+Result<std::unique_ptr<TicketKeys>> TicketKeys::from_files(const std::vector<std::string>& paths) {
+    std::unique_ptr<TicketKeys> keys(new TicketKeys());
+    for (const auto& path : paths) {
+        std::ifstream in(path, std::ios::binary);
+        const std::string buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const auto* b = reinterpret_cast<const uint8_t*>(buf.data());
+        Key k{};
+        if (buf.size() == 48) {
+            // name[16], AES-128 key[16], HMAC key[16]
+            k.size = 48;
+            std::memcpy(k.name, b, 16);
+            std::memcpy(k.aes, b + 16, 16);
+            std::memcpy(k.hmac, b + 32, 16);
+        } else if (buf.size() == 80) {
+            // name[16], HMAC key[32], AES-256 key[32]
+            k.size = 80;
+            std::memcpy(k.name, b, 16);
+            std::memcpy(k.hmac, b + 16, 32);
+            std::memcpy(k.aes, b + 48, 32);
+        } else {
+            return make_error("ssl_session_ticket_key \"" + path + "\" holds " + std::to_string(buf.size()) +
+                              " bytes: expected 48 or 80");
+        }
+        keys->file_keys_.push_back(k);
+    }
+    return keys;
+}
+
+namespace {
+void random_key(TicketKeys::Key& k) {
+    k.size = 80;
+    RAND_bytes(k.name, sizeof k.name);
+    RAND_bytes(k.hmac, sizeof k.hmac);
+    RAND_bytes(k.aes, sizeof k.aes);
+}
+}  // namespace
+
+std::unique_ptr<TicketKeys> TicketKeys::random() {
+    std::unique_ptr<TicketKeys> keys(new TicketKeys());
+    keys->rotating_ = true;
+    random_key(keys->slots_[0]);
+    random_key(keys->slots_[kSlots - 1]);  // a "previous" that no ticket names yet
+    keys->current_.store(0, std::memory_order_release);
+    return keys;
+}
+
+void TicketKeys::rotate() {
+    if (!rotating_) return;
+    const unsigned cur = current_.load(std::memory_order_relaxed);
+    const unsigned next = (cur + 1) % kSlots;
+    // NEXT held the key from two rotations ago: no reader uses it now.
+    random_key(slots_[next]);
+    current_.store(next, std::memory_order_release);
+}
+
+const TicketKeys::Key& TicketKeys::encrypting() const {
+    if (!rotating_) return file_keys_.front();
+    return slots_[current_.load(std::memory_order_acquire)];
+}
+
+const TicketKeys::Key* TicketKeys::find(const uint8_t* name, bool& renew) const {
+    if (!rotating_) {
+        for (size_t i = 0; i < file_keys_.size(); ++i) {
+            if (std::memcmp(file_keys_[i].name, name, 16) == 0) {
+                renew = i != 0;
+                return &file_keys_[i];
+            }
+        }
+        return nullptr;
+    }
+    const unsigned cur = current_.load(std::memory_order_acquire);
+    const unsigned prev = (cur + kSlots - 1) % kSlots;
+    if (std::memcmp(slots_[cur].name, name, 16) == 0) {
+        renew = false;
+        return &slots_[cur];
+    }
+    if (std::memcmp(slots_[prev].name, name, 16) == 0) {
+        renew = true;
+        return &slots_[prev];
+    }
+    return nullptr;
+}
+
+Result<std::unique_ptr<SharedTls>> SharedTls::create(const config::Config& cfg) {
+    auto shared = std::make_unique<SharedTls>();
+    shared->random_keys = TicketKeys::random();
+    shared->file_keys.resize(cfg.servers.size());
+    for (size_t i = 0; i < cfg.servers.size(); ++i) {
+        const auto& files = cfg.servers[i].settings.ssl_session_ticket_key;
+        if (files.empty()) continue;
+        auto keys = TicketKeys::from_files(files);
+        if (!keys) return make_error(keys.error());
+        shared->file_keys[i] = std::move(*keys);
+    }
+    return shared;
+}
+
+TicketKeys* SharedTls::keys_for(size_t server) const {
+    if (server < file_keys.size() && file_keys[server]) return file_keys[server].get();
+    return random_keys.get();
+}
+
+int ticket_key_cb(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* ectx,
+                  EVP_MAC_CTX* hctx, int enc) {
+    const auto* st = static_cast<const ServerTls*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+    if (!st || !st->tickets) return -1;
+    const TicketKeys::Key* key = nullptr;
+    bool renew = false;
+    if (enc == 1) {
+        key = &st->tickets->encrypting();
+        std::memcpy(key_name, key->name, 16);
+        EVP_CIPHER* cipher = st->core->ticket_cipher(key->size);
+        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(cipher)) != 1) return -1;
+        if (EVP_EncryptInit_ex2(ectx, cipher, key->aes, iv, nullptr) != 1) return -1;
+    } else {
+        key = st->tickets->find(key_name, renew);
+        if (!key) return 0;  // unknown key: a full handshake, and a new ticket
+        if (EVP_DecryptInit_ex2(ectx, st->core->ticket_cipher(key->size), key->aes, iv, nullptr) != 1) return -1;
+        if (auto* ep = static_cast<Endpoint*>(SSL_get_app_data(ssl))) ep->note_ticket();
+    }
+    const size_t hmac_len = key->size == 48 ? 16 : 32;
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<uint8_t*>(key->hmac), hmac_len),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+    if (EVP_MAC_CTX_set_params(hctx, params) != 1) return -1;
+    return renew ? 2 : 1;
+}
+
+}  // namespace terminus::tls

@@ -1,0 +1,19 @@
+// What the files of tls/ share among themselves. Private to tls/.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include "tls/tls.h"
+
+namespace terminus::tls {
+
+// SSL_CTX_set_client_hello_cb: picks the server block by SNI.
+int client_hello_cb(SSL* ssl, int* alert, void* arg);
+// SSL_CTX_set_tlsext_ticket_key_evp_cb over the shared TicketKeys.
+int ticket_key_cb(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* ectx,
+                  EVP_MAC_CTX* hctx, int enc);
+
+// Our BIO over a Transport.
+BIO* new_transport_bio(Transport& t);
+
+}  // namespace terminus::tls
