@@ -165,6 +165,7 @@ bool run_once(Lcore& lc, uint64_t& next_timer, uint64_t timer_period) {
     bool work = poll_rx(lc);
     work |= poll_rings(lc);
     if (lc.tcp) work |= lc.tcp->poll(lc.now_us);
+    if (lc.proxy) work |= lc.proxy->poll();
     if (start >= next_timer) {
         work |= net::arp_timer(lc, start);
         if (lc.stats) publish(lc, *lc.stats);

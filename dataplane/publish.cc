@@ -30,6 +30,12 @@ std::vector<mgmt::StatDef> stat_defs() {
     TERMINUS_PROXY_COUNTERS(TERMINUS_X)
 #undef TERMINUS_X
     d.push_back({"proxy", "sessions_active", "sessions open now", StatKind::kGauge});
+#define TERMINUS_X(name, help) d.push_back({"tls", #name, help, StatKind::kCounter});
+    TERMINUS_TLS_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+#define TERMINUS_X(name, help) d.push_back({"tls", "failed_" #name, help, StatKind::kCounter});
+    TERMINUS_TLS_FAILURES(TERMINUS_X)
+#undef TERMINUS_X
     d.push_back({"memory", "mbufs_in_use", "packet buffers in use (all cores)", StatKind::kGauge});
     // Names as Prometheus likes them: "kEstablished" -> "established".
     for (auto& s : d) {
@@ -51,7 +57,7 @@ std::vector<mgmt::StatDef> stat_defs() {
 }
 
 void publish(const Lcore& lc, mgmt::StatsWriter& w) {
-    uint64_t v[256];
+    uint64_t v[512];
     size_t n = 0;
 #define TERMINUS_X(name, help) v[n++] = lc.counters.name;
     TERMINUS_NET_COUNTERS(TERMINUS_X)
@@ -80,6 +86,12 @@ void publish(const Lcore& lc, mgmt::StatsWriter& w) {
 #undef TERMINUS_X
         v[n++] = 0;
     }
+    const tls::TlsCounters none{};
+    const tls::TlsCounters& t = lc.proxy && lc.proxy->tls() ? lc.proxy->tls()->counters : none;
+#define TERMINUS_X(name, help) v[n++] = t.name;
+    TERMINUS_TLS_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+    for (size_t f = 0; f < static_cast<size_t>(tls::Failure::kCount); ++f) v[n++] = t.failed[f];
     // The pool is shared: core 0 reports it, the others 0, so sums hold.
     v[n++] = lc.index == 0 ? rte_mempool_in_use_count(lc.pool) : 0;
     w.publish(lc.index, v, n);

@@ -59,7 +59,14 @@ constexpr std::string_view kImplemented[] = {
     "tcp_congestion", "stream", "upstream", "server", "listen", "proxy_pass", "least_conn",
     "hash", "random", "zone", "proxy_next_upstream", "proxy_next_upstream_tries",
     "proxy_next_upstream_timeout", "proxy_buffer_size", "proxy_timeout",
-    "proxy_connect_timeout", "proxy_half_close", "shutdown_timeout"};
+    "proxy_connect_timeout", "proxy_half_close", "shutdown_timeout", "server_name",
+    // TLS termination (tls/).
+    "ssl_certificate", "ssl_certificate_key", "ssl_password_file", "ssl_protocols", "ssl_ciphers",
+    "ssl_conf_command", "ssl_prefer_server_ciphers", "ssl_ecdh_curve", "ssl_dhparam",
+    "ssl_session_cache", "ssl_session_timeout", "ssl_session_tickets", "ssl_session_ticket_key",
+    "ssl_handshake_timeout", "ssl_verify_client", "ssl_verify_depth", "ssl_client_certificate",
+    "ssl_trusted_certificate", "ssl_crl", "ssl_alpn", "ssl_stapling", "ssl_stapling_file",
+    "ssl_reject_handshake"};
 
 int setup_port(const config::PortConfig& pc, unsigned n_queues, rte_mempool* pool, PortInfo& out) {
     uint16_t port_id = 0;
@@ -165,7 +172,6 @@ std::vector<config::Diagnostic> unsupported_directives(const config::Config& cfg
     // Parameters of implemented directives that are not implemented.
     for (const auto& s : cfg.servers) {
         for (const auto& l : s.listen) {
-            if (l.ssl) refuse(l.loc, "\"listen ... ssl\"");
             if (l.proxy_protocol) refuse(l.loc, "\"listen ... proxy_protocol\"");
         }
     }
@@ -281,11 +287,37 @@ int run(const config::Config& cfg, const RunOptions& options) {
     std::vector<std::unique_ptr<proxy::Proxy>> proxies;
     // Connections and failures per upstream server, seen by every core.
     proxy::SharedUpstreams shared_upstreams(cfg);
+    // TLS: what the cores share (ticket keys), then each core's contexts.
+    bool any_tls = false;
+    for (const auto& srv : cfg.servers) {
+        for (const auto& l : srv.listen) any_tls |= l.ssl;
+    }
+    std::unique_ptr<tls::SharedTls> shared_tls;
+    std::vector<std::unique_ptr<tls::CoreTls>> core_tls;
+    if (any_tls) {
+        auto sh = tls::SharedTls::create(cfg);
+        if (!sh) {
+            log("TLS: %s", sh.error().c_str());
+            rte_eal_cleanup();
+            return 1;
+        }
+        shared_tls = std::move(*sh);
+    }
     for (unsigned i = 0; i < n_cores; ++i) {
         outputs.push_back(std::make_unique<LcoreOutput>(lcores[i]));
         stacks.push_back(std::make_unique<tcp::Stack>(tp, pool, *outputs.back(), secret, ports[0].mac));
+        if (any_tls) {
+            auto ct = tls::CoreTls::create(cfg, *shared_tls);
+            if (!ct) {
+                log("TLS: %s", ct.error().c_str());
+                rte_eal_cleanup();
+                return 1;
+            }
+            core_tls.push_back(std::move(*ct));
+        }
         proxies.push_back(std::make_unique<proxy::Proxy>(cfg, shared_upstreams, *stacks.back(), i, n_cores,
-                                                         ports[0].ip, tp.max_connections / 2));
+                                                         ports[0].ip, tp.max_connections / 2,
+                                                         any_tls ? core_tls.back().get() : nullptr));
         proxies.back()->start();
         lcores[i].tcp = stacks.back().get();
         lcores[i].proxy = proxies.back().get();
@@ -362,6 +394,23 @@ int run(const config::Config& cfg, const RunOptions& options) {
 #undef TERMINUS_X
     log("  %-24s %12lu  %s", "proxy_sessions_active", static_cast<unsigned long>(proxy_total.sessions_active),
         "sessions still open at exit");
+    tls::TlsCounters tls_total;
+    for (const auto& ct : core_tls) {
+#define TERMINUS_X(name, help) tls_total.name += ct->counters.name;
+        TERMINUS_TLS_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+        for (size_t f = 0; f < static_cast<size_t>(tls::Failure::kCount); ++f) tls_total.failed[f] += ct->counters.failed[f];
+    }
+#define TERMINUS_X(name, help) \
+    if (tls_total.name) log("  tls_%-20s %12lu  %s", #name, static_cast<unsigned long>(tls_total.name), help);
+    TERMINUS_TLS_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+    for (size_t f = 0; f < static_cast<size_t>(tls::Failure::kCount); ++f) {
+        if (tls_total.failed[f]) {
+            log("  tls_failed_%-13s %12lu  handshakes failed: %s", tls::to_string(static_cast<tls::Failure>(f)),
+                static_cast<unsigned long>(tls_total.failed[f]), tls::to_string(static_cast<tls::Failure>(f)));
+        }
+    }
     proxies.clear();
     stacks.clear();
 

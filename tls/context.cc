@@ -191,8 +191,10 @@ Result<bool> CoreTls::build_server(size_t index) {
     // written as space allows; idle connections give their buffers back.
     SSL_CTX_set_mode(ctx, SSL_MODE_ASYNC | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    // A client that closes without close_notify ends its stream normally,
+    // as nginx treats it (SSL_OP_IGNORE_UNEXPECTED_EOF).
     uint64_t options = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_SINGLE_ECDH_USE |
-                       SSL_OP_SINGLE_DH_USE;
+                       SSL_OP_SINGLE_DH_USE | SSL_OP_IGNORE_UNEXPECTED_EOF;
     if (st.ssl_prefer_server_ciphers) options |= SSL_OP_CIPHER_SERVER_PREFERENCE;
     if (!st.ssl_session_tickets) options |= SSL_OP_NO_TICKET;
 

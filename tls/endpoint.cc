@@ -38,22 +38,31 @@ class OpenSslRecords final : public RecordLayer {
     }
 
     int write(const void* src, uint32_t len) override {
+        // OpenSSL holds a record it could not send whole; a retry with
+        // fewer bytes than that is a fatal error (SSL_R_BAD_LENGTH).
+        if (len < pending_) len = pending_;
         ERR_clear_error();
         size_t n = 0;
         t_.cork();
         const int ok = SSL_write_ex(ssl_, src, len, &n);
         t_.flush();
-        if (ok == 1) return static_cast<int>(n);
+        if (ok == 1) {
+            pending_ = 0;
+            return static_cast<int>(n);
+        }
         switch (SSL_get_error(ssl_, 0)) {
             case SSL_ERROR_WANT_READ:
             case SSL_ERROR_WANT_WRITE:
             case SSL_ERROR_WANT_ASYNC:
+                pending_ = len;
                 return 0;
             default:
                 ERR_clear_error();
                 return -2;
         }
     }
+
+    uint32_t pending_write() const override { return pending_; }
 
     uint32_t write_room() const override {
         // Each record of up to 16 KB costs its header, the AEAD tag or
@@ -67,6 +76,7 @@ class OpenSslRecords final : public RecordLayer {
   private:
     SSL* ssl_;
     Transport& t_;
+    uint32_t pending_ = 0;  // the length of a write OpenSSL holds
 };
 
 // The host name of a ClientHello's server_name extension (RFC 6066 3):
@@ -291,6 +301,8 @@ int Endpoint::write(const void* src, uint32_t len) {
 }
 
 uint32_t Endpoint::write_room() const { return records_ ? records_->write_room() : 0; }
+
+uint32_t Endpoint::pending_write() const { return records_ ? records_->pending_write() : 0; }
 
 void Endpoint::shutdown() {
     if (!ssl_ || !done_) return;

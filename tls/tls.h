@@ -213,8 +213,10 @@ class RecordLayer {
     // peer closed (close_notify or EOF), -2: a bad record.
     virtual int read(void* dst, uint32_t len) = 0;
     // Encrypts up to LEN bytes of SRC; > 0 bytes taken, 0: no room in the
-    // transport (retry with the same SRC), -2: failed.
+    // transport, -2: failed. After a 0, the next call must offer the same
+    // bytes again, at least pending_write() of them.
     virtual int write(const void* src, uint32_t len) = 0;
+    virtual uint32_t pending_write() const = 0;
     // Plaintext bytes the transport has room for now, records included.
     virtual uint32_t write_room() const = 0;
 };
@@ -245,6 +247,7 @@ class Endpoint {
     int read(void* dst, uint32_t len);
     int write(const void* src, uint32_t len);
     uint32_t write_room() const;
+    uint32_t pending_write() const;
     // Sends close_notify (best effort).
     void shutdown();
 

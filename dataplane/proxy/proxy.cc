@@ -1,15 +1,35 @@
 #include "dataplane/proxy/proxy.h"
 
+#include <cstdio>
+
 #include "dataplane/flow.h"
 
 namespace terminus::dataplane::proxy {
 
 namespace {
 constexpr uint32_t kNoSession = UINT32_MAX;
+// Handshake failures are logged at most this many times a second per
+// core; the rest are counted (and the count of those not logged said).
+constexpr unsigned kLogBurst = 10;
+}
+
+void Session::reset() {
+    tls.reset();
+    port = nullptr;
+    listener = nullptr;
+    transport = TcpTransport{};
+    parked = false;
+    client = upstream = nullptr;
+    peer = -1;
+    tried = 0;
+    tries = 0;
+    first_try_us = 0;
+    upstream_up = false;
+    closing = false;
 }
 
 Proxy::Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stack& stack, unsigned core,
-             unsigned n_cores, uint32_t local_ip, unsigned max_sessions)
+             unsigned n_cores, uint32_t local_ip, unsigned max_sessions, tls::CoreTls* tls)
     : cfg_(cfg),
       shared_(shared),
       stack_(stack),
@@ -19,13 +39,17 @@ Proxy::Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stac
       sessions_(new Session[max_sessions]),
       n_sessions_(max_sessions),
       free_head_(max_sessions ? 0 : kNoSession) {
+    tls_ = tls;
+    parked_.reserve(max_sessions);
     for (unsigned i = 0; i < max_sessions; ++i) {
         sessions_[i].next_free = i + 1 < max_sessions ? i + 1 : kNoSession;
     }
 }
 
 void Proxy::start() {
-    for (const auto& srv : cfg_.servers) {
+    std::vector<ServerListener*> by_server(cfg_.servers.size(), nullptr);
+    for (size_t i = 0; i < cfg_.servers.size(); ++i) {
+        const config::Server& srv = cfg_.servers[i];
         std::unique_ptr<ServerListener> l;
         if (srv.proxy_pass.kind == config::ProxyPass::Kind::kUpstream) {
             const std::string& name = srv.proxy_pass.upstream;
@@ -36,8 +60,20 @@ void Proxy::start() {
         } else {
             continue;
         }
-        for (const auto& ls : srv.listen) stack_.listen(ls.address, ls.port, l.get(), static_cast<unsigned>(ls.backlog));
+        by_server[i] = l.get();
         listeners_.push_back(std::move(l));
+    }
+    // One TCP listener per address and port; the server blocks on it share
+    // it (SNI tells them apart under TLS).
+    for (auto& g : tls::listen_groups(cfg_)) {
+        unsigned backlog = 511;
+        for (const auto& ls : cfg_.servers[g.default_server].listen) {
+            if (ls.address == g.address && ls.port == g.port) backlog = static_cast<unsigned>(ls.backlog);
+        }
+        auto pl = std::make_unique<PortListener>(*this, std::move(g));
+        pl->by_server = by_server;
+        stack_.listen(pl->group.address, pl->group.port, pl.get(), backlog);
+        ports_.push_back(std::move(pl));
     }
 }
 
@@ -46,7 +82,7 @@ Session* Proxy::alloc_session() {
     Session& s = sessions_[free_head_];
     free_head_ = s.next_free;
     const uint32_t next = s.next_free;
-    s = Session{};
+    s.reset();
     s.next_free = next;
     s.in_use = true;
     s.proxy = this;
@@ -56,6 +92,7 @@ Session* Proxy::alloc_session() {
 
 void Proxy::free_session(Session& s) {
     if (s.peer >= 0) s.listener->balancer.release(s.peer);
+    s.tls.reset();  // frees the SSL and what OpenSSL held for it
     s.in_use = false;
     s.next_free = free_head_;
     free_head_ = static_cast<uint32_t>(&s - sessions_.get());
@@ -76,16 +113,30 @@ void Proxy::abort_all() {
     }
 }
 
-tcp::Handler* ServerListener::accept(tcp::Connection& c) {
+tcp::Handler* PortListener::accept(tcp::Connection& c) {
     if (proxy.stopping_) return nullptr;  // a handshake that was under way
+    ServerListener* first = by_server[group.default_server];
+    if (!first) return nullptr;  // a server{} with nothing to proxy to
     Session* s = proxy.alloc_session();
     if (!s) {
         ++proxy.counters_.sessions_refused;
         return nullptr;
     }
     ++proxy.counters_.accepts;
-    s->listener = this;
+    s->port = this;
+    s->listener = first;
     s->client = &c;
+    const config::Server& server = first->server;
+    if (group.ssl && proxy.tls_) {
+        s->transport.stack = &proxy.stack_;
+        s->transport.conn = &c;
+        s->transport.now = &proxy.now_us_;
+        s->tls.emplace(*proxy.tls_, group, s->transport);
+        // nginx's ssl_handshake_timeout bounds the whole handshake, however
+        // slowly the client trickles it in.
+        const auto hs = server.settings.ssl_handshake_timeout.count();
+        if (hs > 0) proxy.stack_.set_deadline(c, static_cast<uint64_t>(hs) * 1000);
+    }
     const auto idle = server.settings.proxy_timeout.count();
     if (idle > 0) proxy.stack_.set_idle_timeout(c, static_cast<uint64_t>(idle) * 1000);
     // so_keepalive of the listen this connection came in on; zeros are the
@@ -162,11 +213,172 @@ void Proxy::connect_upstream(Session& s) {
     }
 }
 
+void Proxy::tls_step(Session& s) {
+    tls::Endpoint& ep = *s.tls;
+    switch (ep.handshake()) {
+        case tls::Endpoint::Status::kAgain:
+            if (ep.parked() && !s.parked) {
+                s.parked = true;
+                parked_.push_back(static_cast<uint32_t>(&s - sessions_.get()));
+            }
+            return;
+        case tls::Endpoint::Status::kDone: {
+            stack_.set_deadline(*s.client, 0);
+            ServerListener* chosen = s.port->by_server[ep.server()];
+            if (!chosen) {
+                ep.fail(tls::Failure::k_internal);
+                break;
+            }
+            s.listener = chosen;
+            const auto idle = chosen->server.settings.proxy_timeout.count();
+            stack_.set_idle_timeout(*s.client, idle > 0 ? static_cast<uint64_t>(idle) * 1000 : 0);
+            connect_upstream(s);
+            return;
+        }
+        case tls::Endpoint::Status::kFailed:
+            break;
+    }
+    // The alert (if any) is queued: drop what the client still sent and
+    // close with a FIN behind it.
+    log_tls_failure(s);
+    stack_.skip(*s.client, UINT32_MAX, now_us_);
+    stack_.close(*s.client, now_us_);
+}
+
+void Proxy::log_tls_failure(const Session& s) {
+    if (now_us_ - log_window_us_ >= 1'000'000) {
+        if (log_suppressed_) {
+            std::fprintf(stderr, "terminusd: core %u: %lu more TLS handshake failures not logged\n", core_,
+                         static_cast<unsigned long>(log_suppressed_));
+        }
+        log_window_us_ = now_us_;
+        logged_ = 0;
+        log_suppressed_ = 0;
+    }
+    if (logged_ >= kLogBurst) {
+        ++log_suppressed_;
+        return;
+    }
+    ++logged_;
+    const tcp::FourTuple& t = s.client->tuple;
+    const config::Location& where = cfg_.servers[s.tls->server()].loc;
+    // Clients cause most failures: info, as nginx logs them.
+    std::fprintf(stderr,
+                 "terminusd: [info] TLS handshake failed (%s) from %u.%u.%u.%u:%u, SNI \"%s\", server at "
+                 "%s:%d\n",
+                 tls::to_string(s.tls->failure()), t.remote_ip >> 24, (t.remote_ip >> 16) & 255,
+                 (t.remote_ip >> 8) & 255, t.remote_ip & 255, t.remote_port, s.tls->sni().c_str(),
+                 where.file.c_str(), where.line);
+}
+
+bool Proxy::poll() {
+    if (parked_.empty()) return false;
+    // Retry each parked handshake once; those still waiting stay.
+    size_t keep = 0;
+    const size_t n = parked_.size();
+    for (size_t i = 0; i < n; ++i) {
+        Session& s = sessions_[parked_[i]];
+        if (!s.in_use || !s.tls || !s.client) continue;
+        s.parked = false;
+        tls_step(s);
+        if (s.in_use && s.parked) parked_[keep++] = parked_[i];
+    }
+    parked_.resize(keep);
+    return true;
+}
+
+void Proxy::relay_decrypt(Session& s, tcp::Connection& to) {
+    // Client records become plaintext straight in mbufs that join the
+    // upstream's send queue.
+    uint64_t moved = 0;
+    for (;;) {
+        const uint32_t space = stack_.send_space(to);
+        if (space == 0) break;
+        rte_mbuf* m = rte_pktmbuf_alloc(stack_.pool());
+        if (!m) break;  // the pool is empty: backpressure
+        const uint32_t room = std::min<uint32_t>(space, rte_pktmbuf_tailroom(m));
+        const int n = s.tls->read(rte_pktmbuf_mtod(m, void*), room);
+        if (n > 0) {
+            m->data_len = static_cast<uint16_t>(n);
+            m->pkt_len = static_cast<uint32_t>(n);
+            if (!stack_.append(to, m, now_us_)) {
+                rte_pktmbuf_free(m);
+                break;
+            }
+            moved += static_cast<uint64_t>(n);
+            continue;
+        }
+        rte_pktmbuf_free(m);
+        if (n == 0) break;
+        counters_.bytes_to_upstream += moved;
+        if (n == -1) {
+            // close_notify, or the client's FIN: the client finished.
+            finished(s, *s.client, to);
+            return;
+        }
+        // A record that does not authenticate: nothing of it reaches the
+        // upstream; both sides are reset.
+        stack_.abort(*s.client);
+        return;
+    }
+    counters_.bytes_to_upstream += moved;
+}
+
+void Proxy::relay_encrypt(Session& s, tcp::Connection& from) {
+    uint64_t moved = 0;
+    while (from.rcvq.bytes > 0) {
+        rte_mbuf* seg = from.rcvq.head;
+        if (!seg || seg->data_len == 0) break;
+        // A write OpenSSL holds goes again with at least its bytes, even
+        // before there is room for more.
+        const uint32_t pending = s.tls->pending_write();
+        const uint32_t room = s.tls->write_room();
+        if (room == 0 && pending == 0) break;
+        const uint32_t len = std::max(std::min<uint32_t>(seg->data_len, room), pending);
+        // A retried write passes the same bytes: they stay queued until
+        // OpenSSL took them.
+        const int n = s.tls->write(rte_pktmbuf_mtod(seg, const void*), len);
+        if (n > 0) {
+            stack_.skip(from, static_cast<uint32_t>(n), now_us_);
+            moved += static_cast<uint64_t>(n);
+            continue;
+        }
+        if (n == 0) break;  // on_writable brings us back
+        counters_.bytes_to_client += moved;
+        stack_.abort(*s.client);
+        return;
+    }
+    counters_.bytes_to_client += moved;
+    if (from.fin_received && from.rcvq.bytes == 0) finished(s, from, *s.client);
+}
+
+void Proxy::finished(Session& s, tcp::Connection& from, tcp::Connection& to) {
+    if (to.fin_queued) return;
+    // TLS to the client ends with our close_notify before the FIN.
+    if (s.tls && &to == s.client) s.tls->shutdown();
+    stack_.shutdown(to, now_us_);
+    // proxy_half_close off (nginx's default): the session ends when
+    // either side finishes, so the other direction closes too.
+    if (!s.listener->server.settings.proxy_half_close && !from.fin_queued) {
+        s.closing = true;
+        if (s.tls && &from == s.client) s.tls->shutdown();
+        stack_.shutdown(from, now_us_);
+    }
+}
+
 void Proxy::relay(Session& s, tcp::Connection& from, tcp::Connection& to) {
     if (s.closing && to.fin_queued) {
         // proxy_half_close off and this side is closed to its peer already:
         // what still arrives has nowhere to go (nginx closes the socket).
         stack_.skip(from, UINT32_MAX, now_us_);
+        return;
+    }
+    if (s.tls) {
+        if (&from == s.client) {
+            relay_decrypt(s, to);
+        } else {
+            relay_encrypt(s, from);
+        }
         return;
     }
     const uint32_t n = stack_.forward(from, to, UINT32_MAX, now_us_);
@@ -176,15 +388,7 @@ void Proxy::relay(Session& s, tcp::Connection& from, tcp::Connection& to) {
         counters_.bytes_to_client += n;
     }
     // The sender finished and everything it sent is passed on: pass its FIN.
-    if (from.fin_received && from.rcvq.bytes == 0 && !to.fin_queued) {
-        stack_.shutdown(to, now_us_);
-        // proxy_half_close off (nginx's default): the session ends when
-        // either side finishes, so the other direction closes too.
-        if (!s.listener->server.settings.proxy_half_close && !from.fin_queued) {
-            s.closing = true;
-            stack_.shutdown(from, now_us_);
-        }
-    }
+    if (from.fin_received && from.rcvq.bytes == 0) finished(s, from, to);
 }
 
 void Proxy::finish_if_done(Session& s) {
@@ -195,6 +399,10 @@ void Proxy::finish_if_done(Session& s) {
 void Session::on_established(tcp::Connection& c) {
     Proxy& p = *proxy;
     if (&c == client) {
+        if (tls) {
+            p.tls_step(*this);  // the upstream waits for the handshake (and SNI)
+            return;
+        }
         p.connect_upstream(*this);
         return;
     }
@@ -211,6 +419,10 @@ void Session::on_established(tcp::Connection& c) {
 void Session::on_readable(tcp::Connection& c) {
     Proxy& p = *proxy;
     if (&c == client) {
+        if (tls && !tls->established()) {
+            if (!parked) p.tls_step(*this);
+            return;
+        }
         if (upstream && upstream_up) p.relay(*this, c, *upstream);
     } else if (client) {
         p.relay(*this, c, *client);
@@ -251,10 +463,17 @@ void Session::on_closed(tcp::Connection& c, tcp::CloseReason why) {
                 p.stack_.abort(*client);
             } else {
                 p.relay(*this, c, *client);
+                if (tls && !client->fin_queued) tls->shutdown();
                 p.stack_.shutdown(*client, p.now_us_);
             }
         }
     } else if (&c == client) {
+        if (tls && !tls->established()) {
+            // The handshake never finished: say why.
+            tls->fail(why == tcp::CloseReason::kDeadline ? tls::Failure::k_timeout : tls::Failure::k_peer_closed);
+            if (why == tcp::CloseReason::kDeadline) p.log_tls_failure(*this);
+        }
+        transport.conn = nullptr;  // the endpoint must not touch C from here
         client = nullptr;
         if (upstream) {
             if (why == tcp::CloseReason::kIdle) {

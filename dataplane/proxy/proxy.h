@@ -1,17 +1,19 @@
-// The stream proxy of one core: accepts connections for each server{}
-// whose listen it serves, picks an upstream server, connects from this
-// core, and relays both directions with backpressure (data stays in the
-// TCP queues, so a slow side closes the other side's window). Private to
-// dataplane/.
+// The stream proxy of one core: accepts connections on every listening
+// address, terminates TLS where the listen says "ssl" (the server block
+// chosen by SNI), picks an upstream server, connects from this core, and
+// relays both directions with backpressure (data stays in the TCP queues,
+// so a slow side closes the other side's window). Private to dataplane/.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "config/config.h"
 #include "dataplane/proxy/balancer.h"
 #include "dataplane/tcp/tcp.h"
+#include "tls/tls.h"
 
 namespace terminus::dataplane::proxy {
 
@@ -36,20 +38,54 @@ struct ProxyCounters {
 
 class Proxy;
 
-// A listening server{}.
-class ServerListener final : public tcp::Listener {
+// A server{} that proxies: its settings and its upstream choice.
+class ServerListener {
   public:
     ServerListener(Proxy& p, const config::Server& s, Balancer b) : proxy(p), server(s), balancer(std::move(b)) {}
-    tcp::Handler* accept(tcp::Connection& c) override;
 
     Proxy& proxy;
     const config::Server& server;
     Balancer balancer;
 };
 
+// One listening address and port, and the server blocks on it: the
+// default one for plain TCP, the one SNI names for TLS.
+class PortListener final : public tcp::Listener {
+  public:
+    PortListener(Proxy& p, tls::ListenGroup g) : proxy(p), group(std::move(g)) {}
+    tcp::Handler* accept(tcp::Connection& c) override;
+
+    Proxy& proxy;
+    tls::ListenGroup group;
+    std::vector<ServerListener*> by_server;  // indexed by Config::servers
+};
+
+// The client connection as the TLS endpoint sees it.
+struct TcpTransport final : tls::Transport {
+    tcp::Stack* stack = nullptr;
+    tcp::Connection* conn = nullptr;
+    const uint64_t* now = nullptr;
+    uint32_t read(void* dst, uint32_t len) override { return conn ? stack->read(*conn, dst, len, *now) : 0; }
+    bool eof() const override { return !conn || conn->peer_closed(); }
+    uint32_t write(const void* src, uint32_t len) override {
+        return conn ? stack->write(*conn, src, len, *now) : 0;
+    }
+    uint32_t write_space() const override { return conn ? stack->send_space(*conn) : 0; }
+    void cork() override {
+        if (conn) stack->cork(*conn);
+    }
+    void flush() override {
+        if (conn) stack->flush(*conn, *now);
+    }
+};
+
 struct Session final : tcp::Handler {
     Proxy* proxy = nullptr;
-    ServerListener* listener = nullptr;
+    PortListener* port = nullptr;
+    ServerListener* listener = nullptr;  // for TLS: once SNI chose it
+    std::optional<tls::Endpoint> tls;
+    TcpTransport transport;
+    bool parked = false;
     tcp::Connection* client = nullptr;
     tcp::Connection* upstream = nullptr;
     int peer = -1;
@@ -61,6 +97,9 @@ struct Session final : tcp::Handler {
     bool in_use = false;
     uint32_t next_free = 0;
 
+    // Back to a free session's state (Endpoint cannot be assigned).
+    void reset();
+
     void on_established(tcp::Connection& c) override;
     void on_readable(tcp::Connection& c) override;
     void on_writable(tcp::Connection& c) override;
@@ -69,8 +108,9 @@ struct Session final : tcp::Handler {
 
 class Proxy {
   public:
+    // TLS: this core's contexts, or null when no server terminates TLS.
     Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stack& stack, unsigned core,
-          unsigned n_cores, uint32_t local_ip, unsigned max_sessions);
+          unsigned n_cores, uint32_t local_ip, unsigned max_sessions, tls::CoreTls* tls = nullptr);
 
     // Registers a listener for every server{} this dataplane serves.
     void start();
@@ -79,17 +119,26 @@ class Proxy {
     void stop_accepting();
     // ...and, when the drain time is over, reset what is left.
     void abort_all();
+    // Resumes handshakes an asynchronous crypto operation parked; returns
+    // whether any moved.
+    bool poll();
 
     const ProxyCounters& counters() const { return counters_; }
+    const tls::CoreTls* tls() const { return tls_; }
 
   private:
     friend struct Session;
-    friend class ServerListener;
+    friend class PortListener;
 
     Session* alloc_session();
     void free_session(Session& s);
     void connect_upstream(Session& s);
     void relay(Session& s, tcp::Connection& from, tcp::Connection& to);
+    void tls_step(Session& s);
+    void relay_decrypt(Session& s, tcp::Connection& to);
+    void relay_encrypt(Session& s, tcp::Connection& from);
+    void finished(Session& s, tcp::Connection& from, tcp::Connection& to);
+    void log_tls_failure(const Session& s);
     void finish_if_done(Session& s);
     uint16_t pick_local_port(uint32_t remote_ip, uint16_t remote_port);
 
@@ -100,7 +149,13 @@ class Proxy {
     unsigned n_cores_;
     uint32_t local_ip_;
     uint64_t now_us_ = 0;
+    tls::CoreTls* tls_ = nullptr;
     std::vector<std::unique_ptr<ServerListener>> listeners_;
+    std::vector<std::unique_ptr<PortListener>> ports_;
+    std::vector<uint32_t> parked_;  // sessions whose handshake waits on async crypto
+    uint64_t log_window_us_ = 0;    // failure logs: at most kLogBurst per second
+    unsigned logged_ = 0;
+    uint64_t log_suppressed_ = 0;
     std::unique_ptr<Session[]> sessions_;
     unsigned n_sessions_;
     uint32_t free_head_;

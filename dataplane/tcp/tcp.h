@@ -35,6 +35,7 @@ enum class CloseReason : uint8_t {
     kTimeout,  // retransmissions or the handshake gave up
     kAborted,  // we reset it
     kIdle,     // its idle timeout expired: a FIN went, it finishes on its own
+    kDeadline, // the handler's deadline passed: closed as by close()
 };
 const char* to_string(CloseReason r);
 
@@ -178,6 +179,7 @@ struct Connection {
     uint8_t ka_count = 0, ka_probes = 0;
     uint8_t unacked_segments = 0;  // for delayed ACKs: ACK every second one
     bool ack_now = false;
+    bool corked = false;  // hold partial segments until flush()
 
     TimerHandle timers[kNumTcpTimers];
 
@@ -220,6 +222,17 @@ class Stack {
 
     // Appends up to LEN bytes to the send queue; returns how many fit.
     uint32_t write(Connection& c, const void* data, uint32_t len, uint64_t now_us);
+    // Appends the one-segment mbuf M (its data_len bytes) to the send
+    // queue without copying; false (M still the caller's) when C cannot
+    // send or M does not fit in send_space().
+    bool append(Connection& c, rte_mbuf* m, uint64_t now_us);
+    // Holds partial segments back until flush(): the writes in between
+    // (a TLS flight's records) leave in as few segments as they fill.
+    void cork(Connection& c) { c.corked = true; }
+    void flush(Connection& c, uint64_t now_us);
+    // Closes C as close() does (on_closed(kDeadline)) at NOW + US, however
+    // busy it is; 0 cancels. The TLS handshake timeout uses it.
+    void set_deadline(Connection& c, uint64_t us);
     // Copies up to LEN received bytes into DST; returns how many.
     uint32_t read(Connection& c, void* dst, uint32_t len, uint64_t now_us);
     // Drops up to LEN received bytes unread (no copy); returns how many.
@@ -243,6 +256,7 @@ class Stack {
     const TcpCounters& counters() const { return counters_; }
     unsigned connections() const { return used_; }
     const TcpParams& params() const { return params_; }
+    rte_mempool* pool() const { return pool_; }
 
   private:
     struct Bucket;

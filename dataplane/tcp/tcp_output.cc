@@ -165,7 +165,7 @@ bool Stack::send_new(Connection& c, uint32_t wnd, uint64_t now_us) {
     if (len == 0 && !fin_now) return false;
     // Avoid silly window syndrome (RFC 9293 3.8.6.2.1): send a partial
     // segment only when it is all there is.
-    if (len < limit && len < unsent) return false;
+    if (len < limit && (len < unsent || c.corked)) return false;
     uint8_t buf[9216];
     if (len) bq_copy(c.sndq, in_flight, len, buf);
     uint8_t flags = kAck | (len ? kPsh : 0);

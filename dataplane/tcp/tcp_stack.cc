@@ -15,6 +15,7 @@ const char* to_string(CloseReason r) {
         case CloseReason::kTimeout: return "timed out";
         case CloseReason::kAborted: return "aborted";
         case CloseReason::kIdle: return "idle timeout";
+        case CloseReason::kDeadline: return "deadline";
     }
     return "?";
 }
@@ -233,6 +234,36 @@ uint32_t Stack::write(Connection& c, const void* data, uint32_t len, uint64_t no
         send_data(c, now_us);
     }
     return n;
+}
+
+bool Stack::append(Connection& c, rte_mbuf* m, uint64_t now_us) {
+    now_us_ = now_us;
+    if (c.fin_queued || (c.state != TcpState::kEstablished && c.state != TcpState::kCloseWait) ||
+        m->data_len > send_space(c)) {
+        return false;
+    }
+    m->next = nullptr;
+    m->nb_segs = 1;
+    m->pkt_len = m->data_len;
+    bq_append(c.sndq, m);
+    if (c.idle_us) arm(c, TcpTimer::kIdle, c.idle_us);
+    send_data(c, now_us);
+    return true;
+}
+
+void Stack::flush(Connection& c, uint64_t now_us) {
+    if (!c.corked) return;
+    c.corked = false;
+    now_us_ = now_us;
+    send_data(c, now_us);
+}
+
+void Stack::set_deadline(Connection& c, uint64_t us) {
+    if (us) {
+        arm(c, TcpTimer::kDeadline, us);
+    } else {
+        disarm(c, TcpTimer::kDeadline);
+    }
 }
 
 void Stack::consumed(Connection& c, uint64_t now_us) {

@@ -135,6 +135,10 @@ void Stack::on_timer(Connection& c, TcpTimer t, uint64_t now_us) {
             ++counters_.idle_timeouts;
             close_as(c, CloseReason::kIdle, now_us);
             return;
+        case TcpTimer::kDeadline:
+            if (!c.handler || c.state == TcpState::kTimeWait) return;
+            close_as(c, CloseReason::kDeadline, now_us);
+            return;
         case TcpTimer::kCount:
             return;
     }

@@ -45,7 +45,8 @@ constexpr const char* to_string(TcpState s) {
     X(kPersist, "persist")         /* zero-window probes */     \
     X(kKeepalive, "keepalive")     /* RFC 9293 3.8.4 */         \
     X(kTimeWait, "time-wait")      /* 2 MSL */                  \
-    X(kIdle, "idle")               /* connect and idle timeouts */
+    X(kIdle, "idle")               /* connect and idle timeouts */ \
+    X(kDeadline, "deadline")       /* the handler's own bound */
 
 enum class TcpTimer : uint8_t {
 #define TERMINUS_X(id, name) id,
