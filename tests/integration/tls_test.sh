@@ -147,7 +147,7 @@ fi
 ok "terminusd starts with nine TLS servers on five addresses"
 ip -n "$ns" addr add 198.18.0.1/24 dev "$iface"
 ip -n "$ns" link set "$iface" up
-in_ns python3 "$here/lab_backend.py" 198.18.0.1 9001 >"$work/echo.log" 2>&1 &
+ip netns exec "$ns" python3 "$here/lab_backend.py" 198.18.0.1 9001 >"$work/echo.log" 2>&1 &
 backends+=($!)
 mkdir -p "$work/www"
 head -c 100000000 /dev/urandom > "$work/www/100m.bin"
