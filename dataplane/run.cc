@@ -295,7 +295,7 @@ int run(const config::Config& cfg, const RunOptions& options) {
     std::unique_ptr<tls::SharedTls> shared_tls;
     std::vector<std::unique_ptr<tls::CoreTls>> core_tls;
     if (any_tls) {
-        auto sh = tls::SharedTls::create(cfg);
+        auto sh = tls::SharedTls::create(cfg, n_cores);
         if (!sh) {
             log("TLS: %s", sh.error().c_str());
             rte_eal_cleanup();
@@ -307,7 +307,7 @@ int run(const config::Config& cfg, const RunOptions& options) {
         outputs.push_back(std::make_unique<LcoreOutput>(lcores[i]));
         stacks.push_back(std::make_unique<tcp::Stack>(tp, pool, *outputs.back(), secret, ports[0].mac));
         if (any_tls) {
-            auto ct = tls::CoreTls::create(cfg, *shared_tls);
+            auto ct = tls::CoreTls::create(cfg, *shared_tls, i);
             if (!ct) {
                 log("TLS: %s", ct.error().c_str());
                 rte_eal_cleanup();

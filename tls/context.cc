@@ -137,8 +137,10 @@ const char* to_string(Failure f) {
     return "?";
 }
 
-Result<std::unique_ptr<CoreTls>> CoreTls::create(const config::Config& cfg, const SharedTls& shared) {
+Result<std::unique_ptr<CoreTls>> CoreTls::create(const config::Config& cfg, const SharedTls& shared,
+                                                  unsigned core_index) {
     std::unique_ptr<CoreTls> core(new CoreTls(cfg, shared));
+    core->core_ = core_index;
     core->libctx_ = OSSL_LIB_CTX_new();
     if (!core->libctx_) return make_error("cannot create an OpenSSL library context: " + openssl_error());
     core->default_provider_ = OSSL_PROVIDER_load(core->libctx_, "default");
@@ -162,6 +164,7 @@ CoreTls::~CoreTls() {
     for (auto& s : servers_) {
         if (s && s->ctx) SSL_CTX_free(s->ctx);
     }
+    for (auto& [key, sess] : cached_) SSL_SESSION_free(sess);
     EVP_CIPHER_free(aes128_cbc_);
     EVP_CIPHER_free(aes256_cbc_);
     if (default_provider_) OSSL_PROVIDER_unload(default_provider_);
@@ -325,6 +328,11 @@ Result<bool> CoreTls::build_server(size_t index) {
         if (cache.builtin) size += static_cast<long>(cache.builtin_size);
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
         SSL_CTX_sess_set_cache_size(ctx, size);
+        if (!cache.shared_name.empty()) {
+            // What this core adds or drops, the others learn.
+            SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+            SSL_CTX_sess_set_remove_cb(ctx, remove_session_cb);
+        }
     } else {
         // "none": clients may offer sessions, nothing is stored.
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL_STORE);

@@ -116,7 +116,12 @@ Endpoint::Endpoint(CoreTls& core, const ListenGroup& group, Transport& t)
 }
 
 Endpoint::~Endpoint() {
-    if (ssl_) SSL_free(ssl_);
+    if (!ssl_) return;
+    // A connection that ended without close_notify both ways would take
+    // its session out of the cache in SSL_free (ssl_clear_bad_session); a
+    // good one keeps it, as nginx keeps it (SSL_set_shutdown before free).
+    if (done_ && !failed_) SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    SSL_free(ssl_);
 }
 
 int Endpoint::on_client_hello(int* alert) {

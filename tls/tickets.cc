@@ -97,8 +97,9 @@ const TicketKeys::Key* TicketKeys::find(const uint8_t* name, bool& renew) const 
     return nullptr;
 }
 
-Result<std::unique_ptr<SharedTls>> SharedTls::create(const config::Config& cfg) {
+Result<std::unique_ptr<SharedTls>> SharedTls::create(const config::Config& cfg, unsigned n_cores) {
     auto shared = std::make_unique<SharedTls>();
+    if (auto ex = make_exchange(*shared, cfg, n_cores); !ex) return make_error(ex.error());
     shared->random_keys = TicketKeys::random();
     shared->file_keys.resize(cfg.servers.size());
     for (size_t i = 0; i < cfg.servers.size(); ++i) {

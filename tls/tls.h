@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "config/config.h"
@@ -73,7 +74,10 @@ class Transport {
     X(async_parked, "handshake steps parked by an asynchronous crypto operation")  \
     X(bytes_decrypted, "plaintext bytes received from TLS clients")                \
     X(bytes_encrypted, "plaintext bytes sent to TLS clients")                      \
-    X(bad_records, "connections closed for a bad record after the handshake")
+    X(bad_records, "connections closed for a bad record after the handshake")      \
+    X(sessions_sent, "new and removed cache sessions sent to the other cores")     \
+    X(sessions_received, "cache sessions added or removed for another core")       \
+    X(sessions_not_sent, "cache changes not shared: no slot, ring full or too big")
 
 enum class Failure : uint8_t {
 #define TERMINUS_X(name, help) k_##name,
@@ -123,12 +127,18 @@ class TicketKeys {
     bool rotating_ = false;
 };
 
+class SessionExchange;
+
 // What all cores share: ticket keys (one set per server with key files,
-// one random set for the others).
+// one random set for the others) and the rings over which the per-core
+// session caches of "ssl_session_cache shared" exchange their entries.
 struct SharedTls {
-    static Result<std::unique_ptr<SharedTls>> create(const config::Config& cfg);
+    static Result<std::unique_ptr<SharedTls>> create(const config::Config& cfg, unsigned n_cores = 1);
+    SharedTls();
+    ~SharedTls();
     std::unique_ptr<TicketKeys> random_keys;
     std::vector<std::unique_ptr<TicketKeys>> file_keys;  // parallel to Config::servers
+    std::unique_ptr<SessionExchange> exchange;           // null: no shared cache, or one core
     TicketKeys* keys_for(size_t server) const;
 };
 
@@ -175,8 +185,10 @@ size_t select_server(const config::Config& cfg, const ListenGroup& g, const char
 class CoreTls {
   public:
     // Builds one OSSL_LIB_CTX and, in it, one SSL_CTX per TLS server of
-    // CFG, loading every certificate, key and file.
-    static Result<std::unique_ptr<CoreTls>> create(const config::Config& cfg, const SharedTls& shared);
+    // CFG, loading every certificate, key and file. CORE: this core's
+    // index, for the session exchange.
+    static Result<std::unique_ptr<CoreTls>> create(const config::Config& cfg, const SharedTls& shared,
+                                                   unsigned core = 0);
     ~CoreTls();
     CoreTls(const CoreTls&) = delete;
     CoreTls& operator=(const CoreTls&) = delete;
@@ -189,12 +201,27 @@ class CoreTls {
     // Ciphers for session tickets, fetched once.
     EVP_CIPHER* ticket_cipher(uint8_t key_size) const { return key_size == 48 ? aes128_cbc_ : aes256_cbc_; }
 
+    // Applies the session-cache changes other cores sent (a burst);
+    // returns whether there were any.
+    bool poll();
+    // From OpenSSL's cache callbacks: share an added or removed session.
+    void share_new(size_t server, SSL_SESSION* sess);
+    void share_removed(size_t server, SSL_SESSION* sess);
+    unsigned core() const { return core_; }
+
     TlsCounters counters;
 
   private:
     CoreTls(const config::Config& cfg, const SharedTls& shared) : cfg_(cfg), shared_(shared) {}
     Result<bool> build_server(size_t index);
 
+    unsigned core_ = 0;
+    bool applying_ = false;  // applying a peer's change: do not echo it back
+    // Sessions in this core's shared-cache contexts by server and ID (one
+    // reference each): OpenSSL removes a session only given the very
+    // object its cache holds.
+    std::unordered_map<std::string, SSL_SESSION*> cached_;
+    static std::string cache_key(size_t server, const unsigned char* id, unsigned id_len);
     const config::Config& cfg_;
     const SharedTls& shared_;
     OSSL_LIB_CTX* libctx_ = nullptr;

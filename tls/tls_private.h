@@ -16,4 +16,9 @@ int ticket_key_cb(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_C
 // Our BIO over a Transport.
 BIO* new_transport_bio(Transport& t);
 
+// The session exchange of "ssl_session_cache shared" (session_cache.cc).
+Result<bool> make_exchange(SharedTls& shared, const config::Config& cfg, unsigned n_cores);
+int new_session_cb(SSL* ssl, SSL_SESSION* sess);
+void remove_session_cb(SSL_CTX* ctx, SSL_SESSION* sess);
+
 }  // namespace terminus::tls

@@ -272,7 +272,9 @@ void Proxy::log_tls_failure(const Session& s) {
 }
 
 bool Proxy::poll() {
-    if (parked_.empty()) return false;
+    // Session-cache entries from the other cores, then parked handshakes.
+    const bool sessions = tls_ && tls_->poll();
+    if (parked_.empty()) return sessions;
     // Retry each parked handshake once; those still waiting stay.
     size_t keep = 0;
     const size_t n = parked_.size();

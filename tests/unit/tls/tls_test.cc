@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <malloc.h>
 #include <deque>
 #include <memory>
 #include <string>
@@ -135,13 +136,13 @@ class Tls : public ::testing::Test {
         for (const auto& d : r.diagnostics) errors += d.to_string() + "\n";
         ASSERT_TRUE(r.ok()) << errors;
         cfg = r.config;
-        auto sh = SharedTls::create(*cfg);
+        auto sh = SharedTls::create(*cfg, 2);
         ASSERT_TRUE(sh) << sh.error();
         shared = std::move(*sh);
-        auto c0 = CoreTls::create(*cfg, *shared);
+        auto c0 = CoreTls::create(*cfg, *shared, 0);
         ASSERT_TRUE(c0) << c0.error();
         core0 = std::move(*c0);
-        auto c1 = CoreTls::create(*cfg, *shared);
+        auto c1 = CoreTls::create(*cfg, *shared, 1);
         ASSERT_TRUE(c1) << c1.error();
         core1 = std::move(*c1);
         groups = listen_groups(*cfg);
@@ -402,6 +403,85 @@ TEST_F(Tls, SessionsDoNotCrossServerBlocksWithOtherClientPolicies) {
     EXPECT_EQ(core0->counters.handshakes_full, 2u);
 }
 
+// A handshake on CORE offering SESS (may be null); returns the client's
+// session after it, and whether it resumed.
+std::pair<SSL_SESSION*, bool> connect_once(CoreTls& core, const ListenGroup& g, SSL_SESSION* sess, int version) {
+    Client c;
+    SSL_CTX_set_max_proto_version(c.ctx.get(), version);
+    c.start();
+    if (sess) SSL_set_session(c.ssl.get(), sess);
+    Pipe p;
+    Endpoint ep(core, g, p);
+    if (run(c, ep, p).server != Endpoint::Status::kDone) return {nullptr, false};
+    char b[16];
+    SSL_read(c.ssl.get(), b, sizeof b);  // TLS 1.3: the ticket naming the cached session
+    ERR_clear_error();
+    // Freed without close_notify, the client would mark the session not
+    // resumable (ssl_clear_bad_session).
+    SSL_set_shutdown(c.ssl.get(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    return {SSL_get1_session(c.ssl.get()), SSL_session_reused(c.ssl.get()) == 1};
+}
+
+TEST_F(Tls, SharedCacheSessionsResumeOnTheOtherCore) {
+    load("server { listen 443 ssl; ssl_session_cache shared:SSL:1m; ssl_session_tickets off; " + pair("ecdsa") +
+         " proxy_pass b; }\n");
+    for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+        auto [sess, resumed] = connect_once(*core0, groups[0], nullptr, version);
+        ASSERT_TRUE(sess);
+        EXPECT_FALSE(resumed);
+        // Core 1 learns of it only through the exchange.
+        EXPECT_TRUE(core1->poll());
+        auto [again, resumed2] = connect_once(*core1, groups[0], sess, version);
+        EXPECT_TRUE(resumed2) << version;
+        SSL_SESSION_free(again);
+        SSL_SESSION_free(sess);
+    }
+    EXPECT_EQ(core1->counters.handshakes_resumed_cache, 2u);
+    EXPECT_GE(core0->counters.sessions_sent, 2u);
+    EXPECT_GE(core1->counters.sessions_received, 2u);
+}
+
+TEST_F(Tls, SessionRemovedOnOneCoreIsGoneOnEveryCore) {
+    load("server { listen 443 ssl; ssl_session_cache shared:SSL:1m; ssl_session_tickets off; " + pair("ecdsa") +
+         " proxy_pass b; }\n");
+    auto [sess, resumed] = connect_once(*core0, groups[0], nullptr, TLS1_2_VERSION);
+    ASSERT_TRUE(sess);
+    core1->poll();
+    EXPECT_EQ(SSL_CTX_sess_number(core1->server(0)->ctx), 1);
+    // Core 0 drops it (as a timeout or a bad close does): core 1 hears.
+    SSL_CTX_flush_sessions(core0->server(0)->ctx, static_cast<long>(time(nullptr)) + 3600);
+    EXPECT_EQ(SSL_CTX_sess_number(core0->server(0)->ctx), 0);
+    EXPECT_TRUE(core1->poll());
+    EXPECT_EQ(SSL_CTX_sess_number(core1->server(0)->ctx), 0);
+    SSL_SESSION_free(sess);
+}
+
+TEST_F(Tls, BuiltinCacheIsPerCore) {
+    load("server { listen 443 ssl; ssl_session_cache builtin:1000; ssl_session_tickets off; " + pair("ecdsa") +
+         " proxy_pass b; }\n");
+    auto [sess, resumed] = connect_once(*core0, groups[0], nullptr, TLS1_2_VERSION);
+    ASSERT_TRUE(sess);
+    EXPECT_FALSE(core1->poll());  // builtin is per core, as nginx's is per worker
+    auto [again, resumed2] = connect_once(*core1, groups[0], sess, TLS1_2_VERSION);
+    EXPECT_FALSE(resumed2);
+    auto [same, resumed3] = connect_once(*core0, groups[0], sess, TLS1_2_VERSION);
+    EXPECT_TRUE(resumed3);
+    SSL_SESSION_free(sess);
+    SSL_SESSION_free(again);
+    SSL_SESSION_free(same);
+}
+
+TEST_F(Tls, SessionCacheOffNeverResumes) {
+    load("server { listen 443 ssl; ssl_session_cache off; ssl_session_tickets off; " + pair("ecdsa") +
+         " proxy_pass b; }\n");
+    auto [sess, resumed] = connect_once(*core0, groups[0], nullptr, TLS1_2_VERSION);
+    ASSERT_TRUE(sess);
+    auto [again, resumed2] = connect_once(*core0, groups[0], sess, TLS1_2_VERSION);
+    EXPECT_FALSE(resumed2);
+    SSL_SESSION_free(sess);
+    SSL_SESSION_free(again);
+}
+
 TEST_F(Tls, TicketKeyFilesInBothFormats) {
     for (const char* file : {"ticket48.key", "ticket80.key"}) {
         load("server { listen 443 ssl; ssl_session_ticket_key " + cert(file) + "; " + pair("ecdsa") +
@@ -447,6 +527,24 @@ TEST_F(Tls, RotatedKeysStillOpenTheLastTickets) {
     EXPECT_TRUE(resumes());  // the previous key decrypts
     shared->random_keys->rotate();
     EXPECT_FALSE(resumes());  // two rotations later it is gone
+}
+
+TEST_F(Tls, RepeatedHandshakesDoNotGrowTheHeap) {
+    load("server { listen 443 ssl; ssl_session_cache none; " + pair("ecdsa") + " proxy_pass b; }\n");
+    auto handshakes = [&](int n) {
+        for (int i = 0; i < n; ++i) {
+            Client c;
+            c.start();
+            Pipe p;
+            Endpoint ep(*core0, groups[0], p);
+            ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+        }
+    };
+    handshakes(500);  // OpenSSL's caches and pools settle
+    const size_t before = mallinfo2().uordblks;
+    handshakes(2000);
+    const size_t after = mallinfo2().uordblks;
+    EXPECT_LT(after, before + 64 * 1024) << before << " -> " << after << " bytes in use";
 }
 
 TEST_F(Tls, GarbageIsAMalformedHandshake) {
