@@ -18,6 +18,7 @@
 #include <memory>
 #include <algorithm>
 #include <string_view>
+#include <thread>
 
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
@@ -357,8 +358,31 @@ int run(const config::Config& cfg, const RunOptions& options) {
     g_drain_us = static_cast<uint64_t>(dp.shutdown_timeout.count()) * 1000;
     log("running; SIGTERM drains established sessions for %.3g s (shutdown_timeout)",
         static_cast<double>(g_drain_us) / 1e6);
+    // The control thread (not an lcore): rotates the random session ticket
+    // keys every mgmt { ticket_key_rotation }, keeping the previous key
+    // for decryption; the lcores see the new key at their next ticket.
+    std::atomic<bool> control_stop{false};
+    std::thread control;
+    if (shared_tls) {
+        const uint64_t period_ms = static_cast<uint64_t>(cfg.mgmt.ticket_key_rotation.count());
+        log("TLS: random session ticket keys shared by %u cores, rotated every %lu s", n_cores,
+            static_cast<unsigned long>(period_ms / 1000));
+        control = std::thread([&control_stop, period_ms, keys = shared_tls->random_keys.get()] {
+            uint64_t waited_ms = 0;
+            while (!control_stop.load(std::memory_order_relaxed)) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                waited_ms += 100;
+                if (waited_ms >= period_ms) {
+                    keys->rotate();
+                    waited_ms = 0;
+                }
+            }
+        });
+    }
     launch(&lcores[0]);
     rte_eal_mp_wait_lcore();
+    control_stop.store(true);
+    if (control.joinable()) control.join();
     log("stopped: new connections refused, established ones given %.3g s to finish, the rest reset",
         static_cast<double>(g_drain_us) / 1e6);
 
@@ -405,6 +429,20 @@ int run(const config::Config& cfg, const RunOptions& options) {
     if (tls_total.name) log("  tls_%-20s %12lu  %s", #name, static_cast<unsigned long>(tls_total.name), help);
     TERMINUS_TLS_COUNTERS(TERMINUS_X)
 #undef TERMINUS_X
+    // Failures per server block, as the statistics segment does not carry them yet.
+    for (size_t srv = 0; srv < cfg.servers.size(); ++srv) {
+        for (size_t f = 0; f < static_cast<size_t>(tls::Failure::kCount); ++f) {
+            uint64_t n = 0;
+            for (const auto& ct : core_tls) {
+                if (const tls::ServerTls* st = ct->server(srv)) n += st->failed[f];
+            }
+            if (n) {
+                log("  tls server at %s:%d: %lu handshakes failed: %s", cfg.servers[srv].loc.file.c_str(),
+                    cfg.servers[srv].loc.line, static_cast<unsigned long>(n),
+                    tls::to_string(static_cast<tls::Failure>(f)));
+            }
+        }
+    }
     for (size_t f = 0; f < static_cast<size_t>(tls::Failure::kCount); ++f) {
         if (tls_total.failed[f]) {
             log("  tls_failed_%-13s %12lu  handshakes failed: %s", tls::to_string(static_cast<tls::Failure>(f)),
