@@ -2,6 +2,7 @@
 // Endpoint over an in-memory Transport (no TCP, no DPDK), with contexts
 // built from configurations as terminusd builds them.
 #include <gtest/gtest.h>
+#include <openssl/async.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -527,6 +528,47 @@ TEST_F(Tls, RotatedKeysStillOpenTheLastTickets) {
     EXPECT_TRUE(resumes());  // the previous key decrypts
     shared->random_keys->rotate();
     EXPECT_FALSE(resumes());  // two rotations later it is gone
+}
+
+// Stands in for an offloading provider: the first time the certificate
+// is chosen, the handshake's async job pauses, as it would while a QAT
+// request is in flight.
+int pauses = 0;
+int pausing_cert_cb(SSL*, void*) {
+    if (pauses == 0 && ASYNC_get_current_job() != nullptr) {
+        ++pauses;
+        ASYNC_pause_job();
+    }
+    return 1;
+}
+
+TEST_F(Tls, AParkedHandshakeResumesWhereItStopped) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    pauses = 0;
+    SSL_CTX_set_cert_cb(core0->server(0)->ctx, pausing_cert_cb, nullptr);
+    Client c;
+    c.start();
+    SSL_do_handshake(c.ssl.get());
+    Pipe p;
+    char buf[4096];
+    int n;
+    while ((n = BIO_read(c.wbio, buf, sizeof buf)) > 0) p.in.append(buf, static_cast<size_t>(n));
+    Endpoint ep(*core0, groups[0], p);
+    // SSL_MODE_ASYNC: the handshake runs in a job, and the job paused.
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kAgain);
+    EXPECT_TRUE(ep.parked());
+    EXPECT_EQ(core0->counters.async_parked, 1u);
+    EXPECT_TRUE(p.out.empty());  // nothing sent while parked
+    // The next turn of the loop picks the job up again.
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kAgain);  // now waiting for the client's Finished
+    EXPECT_FALSE(ep.parked());
+    EXPECT_FALSE(p.out.empty());
+    BIO_write(c.rbio, p.out.data(), static_cast<int>(p.out.size()));
+    p.out.clear();
+    ASSERT_EQ(SSL_do_handshake(c.ssl.get()), 1);
+    while ((n = BIO_read(c.wbio, buf, sizeof buf)) > 0) p.in.append(buf, static_cast<size_t>(n));
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kDone);
+    EXPECT_EQ(pauses, 1);
 }
 
 TEST_F(Tls, RepeatedHandshakesDoNotGrowTheHeap) {
