@@ -223,13 +223,18 @@ TEST_F(Tls, Tls12WithEachCipherFamily) {
     EXPECT_EQ(core0->counters.cipher_chacha20_poly1305, 1u);
 }
 
+// A client of protocols MIN..MAX, at security level 0 as TLS 1.0/1.1 need.
+void old_protocols(Client& c, int min, int max) {
+    SSL_CTX_set_security_level(c.ctx.get(), 0);
+    SSL_CTX_set_min_proto_version(c.ctx.get(), min);
+    SSL_CTX_set_max_proto_version(c.ctx.get(), max);
+    c.start();
+}
+
 TEST_F(Tls, OldProtocolsAreRefusedByDefault) {
     load("server { listen 443 ssl; " + pair("rsa") + " proxy_pass b; }\n");
     Client c;
-    SSL_CTX_set_security_level(c.ctx.get(), 0);
-    SSL_CTX_set_min_proto_version(c.ctx.get(), TLS1_VERSION);
-    SSL_CTX_set_max_proto_version(c.ctx.get(), TLS1_1_VERSION);
-    c.start();
+    old_protocols(c, TLS1_VERSION, TLS1_1_VERSION);
     Pipe p;
     Endpoint ep(*core0, groups[0], p);
     EXPECT_EQ(run(c, ep, p).server, Endpoint::Status::kFailed);
@@ -241,10 +246,7 @@ TEST_F(Tls, Tls11WhenAskedFor) {
     load("server { listen 443 ssl; ssl_protocols TLSv1.1 TLSv1.2; ssl_ciphers DEFAULT; " + pair("rsa") +
          " proxy_pass b; }\n");
     Client c;
-    SSL_CTX_set_security_level(c.ctx.get(), 0);
-    SSL_CTX_set_min_proto_version(c.ctx.get(), TLS1_1_VERSION);
-    SSL_CTX_set_max_proto_version(c.ctx.get(), TLS1_1_VERSION);
-    c.start();
+    old_protocols(c, TLS1_1_VERSION, TLS1_1_VERSION);
     Pipe p;
     Endpoint ep(*core0, groups[0], p);
     ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
