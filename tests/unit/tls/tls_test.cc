@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <openssl/async.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -351,6 +353,71 @@ TEST_F(Tls, ClientCertificatesAreVerified) {
     Endpoint e3(*core0, groups[0], p3);
     EXPECT_EQ(run(stranger, e3, p3).server, Endpoint::Status::kFailed);
     EXPECT_EQ(e3.failure(), Failure::k_bad_client_cert);
+}
+
+// A CRL of the client CA that revokes SERIALS (may be none), written to
+// a temporary file; returns its path.
+std::string client_ca_crl(const std::vector<const ASN1_INTEGER*>& serials) {
+    BIO* kb = BIO_new_file(cert("client-ca.key").c_str(), "r");
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(kb, nullptr, nullptr, nullptr);
+    BIO_free(kb);
+    BIO* cb = BIO_new_file(cert("client-ca.crt").c_str(), "r");
+    X509* ca = PEM_read_bio_X509(cb, nullptr, nullptr, nullptr);
+    BIO_free(cb);
+    X509_CRL* crl = X509_CRL_new();
+    X509_CRL_set_version(crl, X509_CRL_VERSION_2);
+    X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca));
+    ASN1_TIME* now = ASN1_TIME_set(nullptr, time(nullptr) - 60);
+    ASN1_TIME* next = ASN1_TIME_set(nullptr, time(nullptr) + 86400);
+    X509_CRL_set1_lastUpdate(crl, now);
+    X509_CRL_set1_nextUpdate(crl, next);
+    for (const ASN1_INTEGER* serial : serials) {
+        X509_REVOKED* r = X509_REVOKED_new();
+        X509_REVOKED_set_serialNumber(r, const_cast<ASN1_INTEGER*>(serial));
+        X509_REVOKED_set_revocationDate(r, now);
+        X509_CRL_add0_revoked(crl, r);
+    }
+    X509_CRL_sort(crl);
+    X509_CRL_sign(crl, key, EVP_sha256());
+    char tmpl[] = "/tmp/terminus-crl-XXXXXX";
+    const std::string path = std::string(mkdtemp(tmpl)) + "/client-ca.crl";
+    BIO* out = BIO_new_file(path.c_str(), "w");
+    PEM_write_bio_X509_CRL(out, crl);
+    BIO_free(out);
+    ASN1_TIME_free(now);
+    ASN1_TIME_free(next);
+    X509_CRL_free(crl);
+    X509_free(ca);
+    EVP_PKEY_free(key);
+    return path;
+}
+
+TEST_F(Tls, ClientCertificatesRevokedByTheCrlAreRefused) {
+    BIO* b = BIO_new_file(cert("client.crt").c_str(), "r");
+    X509* client = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
+    BIO_free(b);
+    ASSERT_TRUE(client);
+    for (bool revoked : {false, true}) {
+        std::vector<const ASN1_INTEGER*> serials;
+        if (revoked) serials.push_back(X509_get0_serialNumber(client));
+        const std::string crl = client_ca_crl(serials);
+        load("server { listen 443 ssl; ssl_verify_client on; ssl_client_certificate " + cert("client-ca.crt") +
+             "; ssl_crl " + crl + "; " + pair("ecdsa") + " proxy_pass b; }\n");
+        Client c;
+        SSL_CTX_use_certificate_file(c.ctx.get(), cert("client.crt").c_str(), SSL_FILETYPE_PEM);
+        SSL_CTX_use_PrivateKey_file(c.ctx.get(), cert("client.key").c_str(), SSL_FILETYPE_PEM);
+        c.start();
+        Pipe p;
+        Endpoint ep(*core0, groups[0], p);
+        const auto status = run(c, ep, p).server;
+        if (revoked) {
+            EXPECT_EQ(status, Endpoint::Status::kFailed);
+            EXPECT_EQ(ep.failure(), Failure::k_bad_client_cert);
+        } else {
+            EXPECT_EQ(status, Endpoint::Status::kDone);
+        }
+    }
+    X509_free(client);
 }
 
 TEST_F(Tls, TicketsFromOneCoreResumeOnAnother) {
