@@ -12,7 +12,7 @@ bool is_loop(std::string_view name) { return name.substr(0, 5) == "loop_"; }
 
 }  // namespace
 
-std::vector<mgmt::StatDef> stat_defs() {
+std::vector<mgmt::StatDef> stat_defs(const config::Config& cfg) {
     using mgmt::StatKind;
     std::vector<mgmt::StatDef> d;
 #define TERMINUS_X(name, help) \
@@ -37,6 +37,17 @@ std::vector<mgmt::StatDef> stat_defs() {
     TERMINUS_TLS_FAILURES(TERMINUS_X)
 #undef TERMINUS_X
     d.push_back({"memory", "mbufs_in_use", "packet buffers in use (all cores)", StatKind::kGauge});
+    // Per TLS server block: the servers CoreTls builds contexts for.
+    for (const auto& srv : cfg.servers) {
+        bool ssl = false;
+        for (const auto& l : srv.listen) ssl |= l.ssl;
+        if (!ssl) continue;
+        const std::string where = srv.loc.file + ":" + std::to_string(srv.loc.line);
+#define TERMINUS_X(name, help) \
+    d.push_back({"tls_server", "failed_" #name, help, StatKind::kCounter, "server", where});
+        TERMINUS_TLS_FAILURES(TERMINUS_X)
+#undef TERMINUS_X
+    }
     // Names as Prometheus likes them: "kEstablished" -> "established".
     for (auto& s : d) {
         if (s.name.rfind("conns_k", 0) == 0) {
@@ -57,7 +68,9 @@ std::vector<mgmt::StatDef> stat_defs() {
 }
 
 void publish(const Lcore& lc, mgmt::StatsWriter& w) {
-    uint64_t v[512];
+    // Sized for many TLS server blocks; the writer takes what its
+    // directory names.
+    uint64_t v[4096];
     size_t n = 0;
 #define TERMINUS_X(name, help) v[n++] = lc.counters.name;
     TERMINUS_NET_COUNTERS(TERMINUS_X)
@@ -94,6 +107,14 @@ void publish(const Lcore& lc, mgmt::StatsWriter& w) {
     for (size_t f = 0; f < static_cast<size_t>(tls::Failure::kCount); ++f) v[n++] = t.failed[f];
     // The pool is shared: core 0 reports it, the others 0, so sums hold.
     v[n++] = lc.index == 0 ? rte_mempool_in_use_count(lc.pool) : 0;
+    if (const tls::CoreTls* core = lc.proxy ? lc.proxy->tls() : nullptr) {
+        const size_t servers = core->config().servers.size();
+        for (size_t i = 0; i < servers && n + static_cast<size_t>(tls::Failure::kCount) <= std::size(v); ++i) {
+            const tls::ServerTls* st = const_cast<tls::CoreTls*>(core)->server(i);
+            if (!st) continue;
+            for (size_t f = 0; f < static_cast<size_t>(tls::Failure::kCount); ++f) v[n++] = st->failed[f];
+        }
+    }
     w.publish(lc.index, v, n);
 }
 

@@ -10,8 +10,10 @@
 namespace terminus::dataplane {
 
 // The segment's directory: network, TCP (with connections by state),
-// proxy and poll-loop counters, in the order publish() writes them.
-std::vector<mgmt::StatDef> stat_defs();
+// proxy, TLS and poll-loop counters, then handshake failures per TLS
+// server block of CFG (label server="FILE:LINE"), in the order publish()
+// writes them.
+std::vector<mgmt::StatDef> stat_defs(const config::Config& cfg);
 
 // Copies LC's counters into its row (a few hundred bytes, ten times a
 // second and at exit; the counters themselves stay in the core's context).

@@ -334,7 +334,7 @@ int run(const config::Config& cfg, const RunOptions& options) {
         }
     }
 
-    auto stats = mgmt::StatsWriter::create(options.instance, stat_defs(), n_cores, rte_get_tsc_hz());
+    auto stats = mgmt::StatsWriter::create(options.instance, stat_defs(cfg), n_cores, rte_get_tsc_hz());
     if (!stats) {
         log("%s", stats.error().c_str());
         rte_eal_cleanup();

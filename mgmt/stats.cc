@@ -32,6 +32,8 @@ struct Entry {
     char group[16];
     char name[48];
     char help[96];
+    char label_key[16];
+    char label_value[112];
     uint8_t kind;
     uint8_t pad[7];
 };
@@ -45,6 +47,25 @@ void copy_str(char* dst, size_t cap, const std::string& s) {
     const size_t n = s.size() < cap - 1 ? s.size() : cap - 1;
     std::memcpy(dst, s.data(), n);
     dst[n] = '\0';
+}
+
+// The end of S when it does not fit (a label's path keeps its file name).
+void copy_tail(char* dst, size_t cap, const std::string& s) {
+    copy_str(dst, cap, s.size() < cap ? s : s.substr(s.size() - (cap - 1)));
+}
+
+// A label value as JSON and the Prometheus text format quote it.
+std::string quoted(const std::string& s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '\\' || c == '"') out += '\\';
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out += c;
+    }
+    return out + "\"";
 }
 
 std::string with_commas(uint64_t v) {
@@ -84,6 +105,8 @@ Result<StatsWriter> StatsWriter::create(const std::string& instance, const std::
         copy_str(e[i].group, sizeof e[i].group, defs[i].group);
         copy_str(e[i].name, sizeof e[i].name, defs[i].name);
         copy_str(e[i].help, sizeof e[i].help, defs[i].help);
+        copy_str(e[i].label_key, sizeof e[i].label_key, defs[i].label_key);
+        copy_tail(e[i].label_value, sizeof e[i].label_value, defs[i].label_value);
         e[i].kind = static_cast<uint8_t>(defs[i].kind);
     }
     h->n_stats = static_cast<uint32_t>(defs.size());
@@ -152,6 +175,8 @@ Result<Snapshot> read_stats(const std::string& instance) {
             v.def.group = std::string(e[i].group, strnlen(e[i].group, sizeof e[i].group));
             v.def.name = std::string(e[i].name, strnlen(e[i].name, sizeof e[i].name));
             v.def.help = std::string(e[i].help, strnlen(e[i].help, sizeof e[i].help));
+            v.def.label_key = std::string(e[i].label_key, strnlen(e[i].label_key, sizeof e[i].label_key));
+            v.def.label_value = std::string(e[i].label_value, strnlen(e[i].label_value, sizeof e[i].label_value));
             v.def.kind = static_cast<StatKind>(e[i].kind);
             for (uint32_t c = 0; c < h->cores; ++c) {
                 const auto* row = reinterpret_cast<const uint64_t*>(static_cast<const char*>(p) +
@@ -174,12 +199,13 @@ std::string render_table(const Snapshot& s, bool per_core, const Snapshot* prev,
     char line[512];
     std::snprintf(line, sizeof line, "terminusd pid %d, %u core%s\n", s.pid, s.cores, s.cores == 1 ? "" : "s");
     out += line;
-    std::string group;
+    std::string group, label;
     for (size_t i = 0; i < s.stats.size(); ++i) {
         const StatValue& v = s.stats[i];
-        if (v.def.group != group) {
+        if (v.def.group != group || v.def.label_value != label) {
             group = v.def.group;
-            out += "\n" + group + "\n";
+            label = v.def.label_value;
+            out += "\n" + group + (label.empty() ? "" : " " + v.def.label_key + " " + label) + "\n";
         }
         std::string cores;
         if (per_core) {
@@ -202,14 +228,26 @@ std::string render_table(const Snapshot& s, bool per_core, const Snapshot* prev,
 std::string render_json(const Snapshot& s) {
     std::string out = "{\"pid\": " + std::to_string(s.pid) + ", \"cores\": " + std::to_string(s.cores) +
                       ", \"started\": " + std::to_string(s.started_unix) + ", \"stats\": {";
-    std::string group;
-    bool first_group = true, first = true;
+    // Labelled counters nest one level more: {"tls_server": {"FILE:LINE":
+    // {"failed_timeout": ...}}}.
+    std::string group, label;
+    bool first_group = true, first = true, in_label = false;
     for (const StatValue& v : s.stats) {
         if (v.def.group != group) {
+            if (in_label) out += "}";
             if (!first_group) out += "}";
             out += std::string(first_group ? "" : ", ") + "\"" + v.def.group + "\": {";
             group = v.def.group;
+            label.clear();
+            in_label = false;
             first_group = false;
+            first = true;
+        }
+        if (!v.def.label_value.empty() && (!in_label || v.def.label_value != label)) {
+            if (in_label) out += "}";
+            out += std::string(in_label ? ", " : "") + quoted(v.def.label_value) + ": {";
+            label = v.def.label_value;
+            in_label = true;
             first = true;
         }
         out += std::string(first ? "" : ", ") + "\"" + v.def.name + "\": {\"total\": " +
@@ -220,20 +258,34 @@ std::string render_json(const Snapshot& s) {
         out += "]}";
         first = false;
     }
+    if (in_label) out += "}";
     if (!first_group) out += "}";
     out += "}}\n";
     return out;
 }
 
 std::string render_prometheus(const Snapshot& s) {
+    // One family per name, its samples together (the text format wants
+    // them contiguous), labelled ones after each other.
     std::string out;
-    for (const StatValue& v : s.stats) {
+    std::vector<bool> done(s.stats.size(), false);
+    for (size_t i = 0; i < s.stats.size(); ++i) {
+        if (done[i]) continue;
+        const StatValue& v = s.stats[i];
         const bool counter = v.def.kind == StatKind::kCounter;
         const std::string name = "terminus_" + v.def.group + "_" + v.def.name + (counter ? "_total" : "");
         out += "# HELP " + name + " " + v.def.help + "\n";
         out += "# TYPE " + name + (counter ? " counter\n" : " gauge\n");
-        for (size_t c = 0; c < v.per_core.size(); ++c) {
-            out += name + "{core=\"" + std::to_string(c) + "\"} " + std::to_string(v.per_core[c]) + "\n";
+        for (size_t j = i; j < s.stats.size(); ++j) {
+            const StatValue& w = s.stats[j];
+            if (done[j] || w.def.group != v.def.group || w.def.name != v.def.name) continue;
+            done[j] = true;
+            const std::string label =
+                w.def.label_value.empty() ? "" : "," + w.def.label_key + "=" + quoted(w.def.label_value);
+            for (size_t c = 0; c < w.per_core.size(); ++c) {
+                out += name + "{core=\"" + std::to_string(c) + "\"" + label + "} " + std::to_string(w.per_core[c]) +
+                       "\n";
+            }
         }
     }
     return out;

@@ -16,14 +16,19 @@ namespace terminus::mgmt {
 enum class StatKind : uint8_t { kCounter, kGauge };
 
 struct StatDef {
-    std::string group;  // "net", "tcp", "proxy", "loop"
+    std::string group;  // "net", "tcp", "proxy", "loop", "tls", "tls_server"
     std::string name;
     std::string help;
     StatKind kind = StatKind::kCounter;
+    // One instance among several of the same counters, as a Prometheus
+    // label: KEY and VALUE (e.g. "server", "/etc/terminus.conf:12");
+    // empty for per-core counters of the whole appliance.
+    std::string label_key;
+    std::string label_value;
 };
 
 constexpr uint32_t kStatsMagic = 0x534d5254;  // "TRMS"
-constexpr uint32_t kStatsVersion = 1;
+constexpr uint32_t kStatsVersion = 2;
 constexpr unsigned kStatsMaxCores = 64;
 
 std::string stats_path(const std::string& instance);

@@ -93,6 +93,41 @@ TEST(Stats, JsonGroupsByModule) {
         << j;
 }
 
+TEST(Stats, LabelledCountersKeepTheirInstance) {
+    std::vector<StatDef> d = {
+        {"tls", "handshakes_full", "full handshakes", StatKind::kCounter},
+        {"tls_server", "failed_timeout", "timeouts", StatKind::kCounter, "server", "/etc/t.conf:12"},
+        {"tls_server", "failed_malformed", "garbage", StatKind::kCounter, "server", "/etc/t.conf:12"},
+        {"tls_server", "failed_timeout", "timeouts", StatKind::kCounter, "server", "/etc/\"odd\".conf:30"},
+        {"tls_server", "failed_malformed", "garbage", StatKind::kCounter, "server", "/etc/\"odd\".conf:30"}};
+    auto w = StatsWriter::create(instance(), d, 1, 1);
+    ASSERT_TRUE(w.ok());
+    const uint64_t v[] = {10, 1, 2, 3, 4};
+    w->publish(0, v, 5);
+    auto s = read_stats(instance());
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(s->stats[1].def.label_key, "server");
+    EXPECT_EQ(s->stats[1].def.label_value, "/etc/t.conf:12");
+    // Prometheus: one family per name, each instance a label.
+    const std::string p = render_prometheus(*s);
+    EXPECT_NE(p.find("# TYPE terminus_tls_server_failed_timeout_total counter\n"
+                     "terminus_tls_server_failed_timeout_total{core=\"0\",server=\"/etc/t.conf:12\"} 1\n"
+                     "terminus_tls_server_failed_timeout_total{core=\"0\",server=\"/etc/\\\"odd\\\".conf:30\"} 3\n"),
+              std::string::npos)
+        << p;
+    EXPECT_EQ(p.find("# TYPE terminus_tls_server_failed_timeout_total", p.find("failed_timeout_total{")),
+              std::string::npos)
+        << "one TYPE line per family";
+    // JSON: one object per instance.
+    const std::string j = render_json(*s);
+    EXPECT_NE(j.find("\"tls_server\": {\"/etc/t.conf:12\": {\"failed_timeout\": {\"total\": 1, \"per_core\": [1]}, "
+                     "\"failed_malformed\": {\"total\": 2, \"per_core\": [2]}}, \"/etc/\\\"odd\\\".conf:30\": {"),
+              std::string::npos)
+        << j;
+    // The table heads each instance.
+    EXPECT_NE(render_table(*s, false, nullptr, 0).find("tls_server server /etc/t.conf:12\n"), std::string::npos);
+}
+
 TEST(Stats, TableShowsThousandsSeparatorsAndRates) {
     auto w = StatsWriter::create(instance(), defs(), 1, 1);
     ASSERT_TRUE(w.ok());
