@@ -27,12 +27,6 @@ cleanup() {
 trap cleanup EXIT
 
 . "$(dirname "$(realpath "$0")")/tap_lib.sh"
-check() {  # check NAME COMMAND...: ok when COMMAND succeeds, its output as diagnostics
-    local name=$1; shift
-    local out
-    if out=$("$@" 2>&1); then ok "$name ($(tail -1 <<<"$out"))"; else not_ok "$name" "$out"; fi
-}
-in_ns() { ip netns exec "$ns" "$@"; }
 
 ip netns add "$ns"
 ip -n "$ns" link set lo up

@@ -27,25 +27,16 @@ cleanup() {
 trap cleanup EXIT
 
 . "$here/tap_lib.sh"
-in_ns() { ip netns exec "$ns" "$@"; }
-check() {  # check NAME COMMAND...: ok when COMMAND succeeds, its output as diagnostics
-    local name=$1; shift
-    local out
-    if out=$("$@" 2>&1); then ok "$name ($(tail -1 <<<"$out"))"; else not_ok "$name" "$out"; fi
-}
 export CERTS="$certs"
 client() { in_ns timeout 300 python3 "$here/tls_client.py" "$@"; }
-# s_client NAME PORT [OPTIONS...]: one handshake, its summary on stdout
-# (the brief one, and then the full one).
+# s_client [--full] NAME PORT [OPTIONS...]: one handshake, its brief
+# summary on stdout (--full: everything s_client prints, ALPN included).
 s_client() {
+    local brief=-brief
+    [ "$1" = --full ] && { brief=; shift; }
     local sni=$1 port=$2; shift 2
     in_ns timeout 10 openssl s_client -connect "198.18.0.2:$port" -servername "$sni" -CAfile "$certs/ca.crt" \
-        -verify_return_error -brief "$@" </dev/null 2>&1
-}
-s_client_full() {
-    local sni=$1 port=$2; shift 2
-    in_ns timeout 10 openssl s_client -connect "198.18.0.2:$port" -servername "$sni" -CAfile "$certs/ca.crt" \
-        -verify_return_error "$@" </dev/null 2>&1
+        -verify_return_error $brief "$@" </dev/null 2>&1
 }
 stat() {  # stat GROUP NAME: the total of a counter from terminusctl
     "$ctl" stats --name "tls$id" --json |
@@ -196,7 +187,7 @@ expect "SNI api.example.com picks its own server block" "Peer certificate: CN = 
 expect "SNI app.example.com picks *.example.com" "Peer certificate: CN = ecdsa" -- app.example.com 443
 expect "an unknown name gets the default server (its key behind ssl_password_file)" \
     "Peer certificate: CN = server" -- unknown.test 443
-out=$(s_client_full example.com 443 -alpn http/1.1,h2)
+out=$(s_client --full example.com 443 -alpn http/1.1,h2)
 grep -q "ALPN protocol: h2" <<<"$out" && ok "ALPN picks h2 (the server's preference)" || not_ok "ALPN picks h2" "$out"
 out=$(s_client example.com 443 -tls1_1 -cipher 'DEFAULT@SECLEVEL=0')
 grep -q "Protocol version" <<<"$out" && not_ok "TLS 1.1 is refused by default" "$out" || ok "TLS 1.1 is refused by default"
