@@ -110,7 +110,7 @@ void publish(const Lcore& lc, mgmt::StatsWriter& w) {
     if (const tls::CoreTls* core = lc.proxy ? lc.proxy->tls() : nullptr) {
         const size_t servers = core->config().servers.size();
         for (size_t i = 0; i < servers && n + static_cast<size_t>(tls::Failure::kCount) <= std::size(v); ++i) {
-            const tls::ServerTls* st = const_cast<tls::CoreTls*>(core)->server(i);
+            const tls::ServerTls* st = core->server(i);
             if (!st) continue;
             for (size_t f = 0; f < static_cast<size_t>(tls::Failure::kCount); ++f) v[n++] = st->failed[f];
         }

@@ -15,12 +15,6 @@ namespace terminus::dataplane {
 
 namespace {
 
-std::string dotted(uint32_t ip) {
-    char b[16];
-    std::snprintf(b, sizeof b, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
-    return b;
-}
-
 // Every IPv4 address of HOST (host byte order), in the resolver's order;
 // says what it found on stderr, as the start-up log does.
 std::vector<uint32_t> lookup(const std::string& host, std::string& error) {
@@ -40,7 +34,7 @@ std::vector<uint32_t> lookup(const std::string& host, std::string& error) {
     }
     freeaddrinfo(res);
     std::string list;
-    for (uint32_t ip : out) list += (list.empty() ? "" : ", ") + dotted(ip);
+    for (uint32_t ip : out) list += (list.empty() ? "" : ", ") + config::ipv4_to_string(ip);
     std::fprintf(stderr, "terminusd: %s resolved to %s\n", host.c_str(), list.c_str());
     return out;
 }

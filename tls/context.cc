@@ -175,6 +175,10 @@ ServerTls* CoreTls::server(size_t server) {
     return server < servers_.size() ? servers_[server].get() : nullptr;
 }
 
+const ServerTls* CoreTls::server(size_t server) const {
+    return server < servers_.size() ? servers_[server].get() : nullptr;
+}
+
 Result<bool> CoreTls::build_server(size_t index) {
     const config::Server& srv = cfg_.servers[index];
     const config::ServerSettings& st = srv.settings;

@@ -195,6 +195,7 @@ class CoreTls {
 
     // The TLS state of server SERVER (index in Config::servers), or null.
     ServerTls* server(size_t server);
+    const ServerTls* server(size_t server) const;
     const config::Config& config() const { return cfg_; }
     OSSL_LIB_CTX* libctx() const { return libctx_; }
 

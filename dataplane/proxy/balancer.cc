@@ -111,11 +111,8 @@ Balancer::Balancer(const config::Upstream& u, SharedPeer* shared) : method_(u.me
         // every restart) builds the same ring, and a server that leaves
         // moves only the keys that were its own.
         for (size_t i = 0; i < peers_.size(); ++i) {
-            char name[32];
-            const uint32_t a = peers_[i].addr;
-            const int n = std::snprintf(name, sizeof name, "%u.%u.%u.%u:%u", a >> 24, (a >> 16) & 255,
-                                        (a >> 8) & 255, a & 255, peers_[i].port);
-            const uint32_t base = rte_hash_crc(name, static_cast<uint32_t>(n), 0);
+            const std::string name = config::ipv4_to_string(peers_[i].addr) + ":" + std::to_string(peers_[i].port);
+            const uint32_t base = rte_hash_crc(name.data(), static_cast<uint32_t>(name.size()), 0);
             uint32_t prev = 0;
             const uint32_t points = kPointsPerWeight * static_cast<uint32_t>(peers_[i].weight);
             for (uint32_t j = 0; j < points; ++j) {

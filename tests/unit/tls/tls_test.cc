@@ -129,6 +129,14 @@ Result2 run(Client& c, Endpoint& ep, Pipe& p) {
     return {st, client_done};
 }
 
+// A client's handshake against a new Endpoint; both stay for inspection.
+struct Handshake {
+    Pipe pipe;
+    Endpoint ep;
+    Endpoint::Status status;
+    Handshake(Client& c, CoreTls& core, const ListenGroup& g) : ep(core, g, pipe), status(run(c, ep, pipe).server) {}
+};
+
 class Tls : public ::testing::Test {
   protected:
     // Loads TEXT (a stream{} body) and builds two cores' contexts.
@@ -198,9 +206,8 @@ TEST_F(Tls, TheClientsSignatureAlgorithmsPickRsaOrEcdsa) {
         Client c;
         ASSERT_EQ(SSL_CTX_set1_sigalgs_list(c.ctx.get(), sigalgs), 1) << sigalgs;
         c.start();
-        Pipe p;
-        Endpoint ep(*core0, groups[0], p);
-        ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone) << sigalgs;
+        Handshake hs(c, *core0, groups[0]);
+        ASSERT_EQ(hs.status, Endpoint::Status::kDone) << sigalgs;
     }
     EXPECT_EQ(core0->counters.cert_ecdsa, 1u);
     EXPECT_EQ(core0->counters.cert_rsa, 1u);
@@ -214,9 +221,8 @@ TEST_F(Tls, Tls12WithEachCipherFamily) {
         SSL_CTX_set_max_proto_version(c.ctx.get(), TLS1_2_VERSION);
         ASSERT_EQ(SSL_CTX_set_cipher_list(c.ctx.get(), cipher), 1);
         c.start();
-        Pipe p;
-        Endpoint ep(*core0, groups[0], p);
-        ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone) << cipher;
+        Handshake hs(c, *core0, groups[0]);
+        ASSERT_EQ(hs.status, Endpoint::Status::kDone) << cipher;
         EXPECT_STREQ(SSL_get_cipher_name(c.ssl.get()), cipher);
     }
     EXPECT_EQ(core0->counters.proto_tls12, 3u);
@@ -237,10 +243,9 @@ TEST_F(Tls, OldProtocolsAreRefusedByDefault) {
     load("server { listen 443 ssl; " + pair("rsa") + " proxy_pass b; }\n");
     Client c;
     old_protocols(c, TLS1_VERSION, TLS1_1_VERSION);
-    Pipe p;
-    Endpoint ep(*core0, groups[0], p);
-    EXPECT_EQ(run(c, ep, p).server, Endpoint::Status::kFailed);
-    EXPECT_EQ(ep.failure(), Failure::k_no_shared_protocol);
+    Handshake hs(c, *core0, groups[0]);
+    EXPECT_EQ(hs.status, Endpoint::Status::kFailed);
+    EXPECT_EQ(hs.ep.failure(), Failure::k_no_shared_protocol);
     EXPECT_EQ(core0->counters.failed[static_cast<size_t>(Failure::k_no_shared_protocol)], 1u);
 }
 
@@ -249,9 +254,8 @@ TEST_F(Tls, Tls11WhenAskedFor) {
          " proxy_pass b; }\n");
     Client c;
     old_protocols(c, TLS1_1_VERSION, TLS1_1_VERSION);
-    Pipe p;
-    Endpoint ep(*core0, groups[0], p);
-    ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+    Handshake hs(c, *core0, groups[0]);
+    ASSERT_EQ(hs.status, Endpoint::Status::kDone);
     EXPECT_EQ(core0->counters.proto_tls11, 1u);
 }
 
@@ -287,16 +291,14 @@ TEST_F(Tls, RejectHandshakeForUnknownNames) {
          "server { listen 443 ssl default_server; ssl_reject_handshake on; proxy_pass b; }\n");
     Client good;
     good.start("example.com");
-    Pipe p1;
-    Endpoint ok(*core0, groups[0], p1);
-    EXPECT_EQ(run(good, ok, p1).server, Endpoint::Status::kDone);
+    Handshake ok(good, *core0, groups[0]);
+    EXPECT_EQ(ok.status, Endpoint::Status::kDone);
 
     Client bad;
     bad.start("nobody.test");
-    Pipe p2;
-    Endpoint refused(*core0, groups[0], p2);
-    EXPECT_EQ(run(bad, refused, p2).server, Endpoint::Status::kFailed);
-    EXPECT_EQ(refused.failure(), Failure::k_unknown_sni);
+    Handshake refused(bad, *core0, groups[0]);
+    EXPECT_EQ(refused.status, Endpoint::Status::kFailed);
+    EXPECT_EQ(refused.ep.failure(), Failure::k_unknown_sni);
     EXPECT_EQ(core0->server(1)->failed[static_cast<size_t>(Failure::k_unknown_sni)], 1u);
     // The client got an unrecognized_name alert.
     EXPECT_EQ(last_alert_received, SSL_AD_UNRECOGNIZED_NAME);
@@ -308,9 +310,8 @@ TEST_F(Tls, AlpnFollowsTheServersOrder) {
     const unsigned char protos[] = "\x08http/1.1\x02h2";
     SSL_CTX_set_alpn_protos(c.ctx.get(), protos, sizeof protos - 1);
     c.start();
-    Pipe p;
-    Endpoint ep(*core0, groups[0], p);
-    ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+    Handshake hs(c, *core0, groups[0]);
+    ASSERT_EQ(hs.status, Endpoint::Status::kDone);
     const unsigned char* sel = nullptr;
     unsigned len = 0;
     SSL_get0_alpn_selected(c.ssl.get(), &sel, &len);
@@ -320,10 +321,9 @@ TEST_F(Tls, AlpnFollowsTheServersOrder) {
     const unsigned char smtp[] = "\x04smtp";
     SSL_CTX_set_alpn_protos(other.ctx.get(), smtp, sizeof smtp - 1);
     other.start();
-    Pipe p2;
-    Endpoint refused(*core0, groups[0], p2);
-    EXPECT_EQ(run(other, refused, p2).server, Endpoint::Status::kFailed);
-    EXPECT_EQ(refused.failure(), Failure::k_no_shared_alpn);
+    Handshake refused(other, *core0, groups[0]);
+    EXPECT_EQ(refused.status, Endpoint::Status::kFailed);
+    EXPECT_EQ(refused.ep.failure(), Failure::k_no_shared_alpn);
 }
 
 TEST_F(Tls, ClientCertificatesAreVerified) {
@@ -333,26 +333,23 @@ TEST_F(Tls, ClientCertificatesAreVerified) {
     SSL_CTX_use_certificate_file(good.ctx.get(), cert("client.crt").c_str(), SSL_FILETYPE_PEM);
     SSL_CTX_use_PrivateKey_file(good.ctx.get(), cert("client.key").c_str(), SSL_FILETYPE_PEM);
     good.start();
-    Pipe p1;
-    Endpoint e1(*core0, groups[0], p1);
-    ASSERT_EQ(run(good, e1, p1).server, Endpoint::Status::kDone);
+    Handshake e1(good, *core0, groups[0]);
+    ASSERT_EQ(e1.status, Endpoint::Status::kDone);
     EXPECT_EQ(core0->counters.client_certs, 1u);
 
     Client none;
     none.start();
-    Pipe p2;
-    Endpoint e2(*core0, groups[0], p2);
-    EXPECT_EQ(run(none, e2, p2).server, Endpoint::Status::kFailed);
-    EXPECT_EQ(e2.failure(), Failure::k_no_client_cert);
+    Handshake e2(none, *core0, groups[0]);
+    EXPECT_EQ(e2.status, Endpoint::Status::kFailed);
+    EXPECT_EQ(e2.ep.failure(), Failure::k_no_client_cert);
 
     Client stranger;
     SSL_CTX_use_certificate_file(stranger.ctx.get(), cert("other-client.crt").c_str(), SSL_FILETYPE_PEM);
     SSL_CTX_use_PrivateKey_file(stranger.ctx.get(), cert("other-client.key").c_str(), SSL_FILETYPE_PEM);
     stranger.start();
-    Pipe p3;
-    Endpoint e3(*core0, groups[0], p3);
-    EXPECT_EQ(run(stranger, e3, p3).server, Endpoint::Status::kFailed);
-    EXPECT_EQ(e3.failure(), Failure::k_bad_client_cert);
+    Handshake e3(stranger, *core0, groups[0]);
+    EXPECT_EQ(e3.status, Endpoint::Status::kFailed);
+    EXPECT_EQ(e3.ep.failure(), Failure::k_bad_client_cert);
 }
 
 // A CRL of the client CA that revokes SERIALS (may be none), written to
@@ -407,12 +404,11 @@ TEST_F(Tls, ClientCertificatesRevokedByTheCrlAreRefused) {
         SSL_CTX_use_certificate_file(c.ctx.get(), cert("client.crt").c_str(), SSL_FILETYPE_PEM);
         SSL_CTX_use_PrivateKey_file(c.ctx.get(), cert("client.key").c_str(), SSL_FILETYPE_PEM);
         c.start();
-        Pipe p;
-        Endpoint ep(*core0, groups[0], p);
-        const auto status = run(c, ep, p).server;
+        Handshake hs(c, *core0, groups[0]);
+        const auto status = hs.status;
         if (revoked) {
             EXPECT_EQ(status, Endpoint::Status::kFailed);
-            EXPECT_EQ(ep.failure(), Failure::k_bad_client_cert);
+            EXPECT_EQ(hs.ep.failure(), Failure::k_bad_client_cert);
         } else {
             EXPECT_EQ(status, Endpoint::Status::kDone);
         }
@@ -426,9 +422,8 @@ TEST_F(Tls, TicketsFromOneCoreResumeOnAnother) {
         Client c;
         SSL_CTX_set_max_proto_version(c.ctx.get(), version);
         c.start();
-        Pipe p;
-        Endpoint ep(*core0, groups[0], p);
-        ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+        Handshake hs(c, *core0, groups[0]);
+        ASSERT_EQ(hs.status, Endpoint::Status::kDone);
         // TLS 1.3 tickets arrive after the handshake: read them.
         char b[16];
         SSL_read(c.ssl.get(), b, sizeof b);
@@ -441,9 +436,8 @@ TEST_F(Tls, TicketsFromOneCoreResumeOnAnother) {
         SSL_CTX_set_max_proto_version(again.ctx.get(), version);
         again.start();
         SSL_set_session(again.ssl.get(), sess.get());
-        Pipe p2;
-        Endpoint ep2(*core1, groups[0], p2);  // the other core
-        ASSERT_EQ(run(again, ep2, p2).server, Endpoint::Status::kDone);
+        Handshake ep2(again, *core1, groups[0]);  // the other core
+        ASSERT_EQ(ep2.status, Endpoint::Status::kDone);
         EXPECT_TRUE(SSL_session_reused(again.ssl.get())) << version;
     }
     EXPECT_EQ(core1->counters.handshakes_resumed_ticket, 2u);
@@ -455,9 +449,8 @@ TEST_F(Tls, SessionsDoNotCrossServerBlocksWithOtherClientPolicies) {
          "ssl_client_certificate " + cert("client-ca.crt") + "; " + pair("ecdsa") + " proxy_pass b; }\n");
     Client c;
     c.start("open.example.com");
-    Pipe p;
-    Endpoint ep(*core0, groups[0], p);
-    ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+    Handshake hs(c, *core0, groups[0]);
+    ASSERT_EQ(hs.status, Endpoint::Status::kDone);
     char b[16];
     SSL_read(c.ssl.get(), b, sizeof b);
     ERR_clear_error();
@@ -466,9 +459,8 @@ TEST_F(Tls, SessionsDoNotCrossServerBlocksWithOtherClientPolicies) {
     Client other;
     other.start("api.example.com");
     SSL_set_session(other.ssl.get(), sess.get());
-    Pipe p2;
-    Endpoint ep2(*core0, groups[0], p2);
-    ASSERT_EQ(run(other, ep2, p2).server, Endpoint::Status::kDone);
+    Handshake ep2(other, *core0, groups[0]);
+    ASSERT_EQ(ep2.status, Endpoint::Status::kDone);
     EXPECT_FALSE(SSL_session_reused(other.ssl.get()));
     EXPECT_EQ(core0->counters.handshakes_full, 2u);
 }
@@ -559,17 +551,15 @@ TEST_F(Tls, TicketKeyFilesInBothFormats) {
         Client c;
         SSL_CTX_set_max_proto_version(c.ctx.get(), TLS1_2_VERSION);
         c.start();
-        Pipe p;
-        Endpoint ep(*core0, groups[0], p);
-        ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+        Handshake hs(c, *core0, groups[0]);
+        ASSERT_EQ(hs.status, Endpoint::Status::kDone);
         std::unique_ptr<SSL_SESSION, SessFree> sess(SSL_get1_session(c.ssl.get()));
         Client again;
         SSL_CTX_set_max_proto_version(again.ctx.get(), TLS1_2_VERSION);
         again.start();
         SSL_set_session(again.ssl.get(), sess.get());
-        Pipe p2;
-        Endpoint ep2(*core1, groups[0], p2);
-        ASSERT_EQ(run(again, ep2, p2).server, Endpoint::Status::kDone);
+        Handshake ep2(again, *core1, groups[0]);
+        ASSERT_EQ(ep2.status, Endpoint::Status::kDone);
         EXPECT_TRUE(SSL_session_reused(again.ssl.get())) << file;
     }
 }
@@ -579,18 +569,16 @@ TEST_F(Tls, RotatedKeysStillOpenTheLastTickets) {
     Client c;
     SSL_CTX_set_max_proto_version(c.ctx.get(), TLS1_2_VERSION);
     c.start();
-    Pipe p;
-    Endpoint ep(*core0, groups[0], p);
-    ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+    Handshake hs(c, *core0, groups[0]);
+    ASSERT_EQ(hs.status, Endpoint::Status::kDone);
     std::unique_ptr<SSL_SESSION, SessFree> sess(SSL_get1_session(c.ssl.get()));
     auto resumes = [&]() {
         Client again;
         SSL_CTX_set_max_proto_version(again.ctx.get(), TLS1_2_VERSION);
         again.start();
         SSL_set_session(again.ssl.get(), sess.get());
-        Pipe p2;
-        Endpoint ep2(*core1, groups[0], p2);
-        EXPECT_EQ(run(again, ep2, p2).server, Endpoint::Status::kDone);
+        Handshake ep2(again, *core1, groups[0]);
+        EXPECT_EQ(ep2.status, Endpoint::Status::kDone);
         return SSL_session_reused(again.ssl.get()) == 1;
     };
     shared->random_keys->rotate();
@@ -646,9 +634,8 @@ TEST_F(Tls, RepeatedHandshakesDoNotGrowTheHeap) {
         for (int i = 0; i < n; ++i) {
             Client c;
             c.start();
-            Pipe p;
-            Endpoint ep(*core0, groups[0], p);
-            ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+            Handshake hs(c, *core0, groups[0]);
+            ASSERT_EQ(hs.status, Endpoint::Status::kDone);
         }
     };
     handshakes(500);  // OpenSSL's caches and pools settle
@@ -705,9 +692,8 @@ TEST_F(Tls, StaplesTheOcspResponseFromItsFile) {
     Client c;
     c.start();
     SSL_set_tlsext_status_type(c.ssl.get(), TLSEXT_STATUSTYPE_ocsp);
-    Pipe p;
-    Endpoint ep(*core0, groups[0], p);
-    ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+    Handshake hs(c, *core0, groups[0]);
+    ASSERT_EQ(hs.status, Endpoint::Status::kDone);
     const unsigned char* resp = nullptr;
     const long len = SSL_get_tlsext_status_ocsp_resp(c.ssl.get(), &resp);
     EXPECT_GT(len, 0);
