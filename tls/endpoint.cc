@@ -98,6 +98,10 @@ bool parse_sni(const unsigned char* p, size_t len, std::string& out) {
 
 }  // namespace
 
+std::unique_ptr<RecordLayer> make_openssl_records(SSL* ssl, Transport& t) {
+    return std::make_unique<OpenSslRecords>(ssl, t);
+}
+
 int client_hello_cb(SSL* ssl, int* alert, void*) {
     auto* ep = static_cast<Endpoint*>(SSL_get_app_data(ssl));
     return ep ? ep->on_client_hello(alert) : SSL_CLIENT_HELLO_SUCCESS;
@@ -226,7 +230,7 @@ Endpoint::Status Endpoint::handshake() {
         case SSL_ERROR_NONE:
             done_ = true;
             count_done();
-            records_ = std::make_unique<OpenSslRecords>(ssl_, transport_);
+            records_ = make_openssl_records(ssl_, transport_);
             return Status::kDone;
         case SSL_ERROR_WANT_READ:
         case SSL_ERROR_WANT_WRITE:

@@ -3,6 +3,8 @@
 
 #include <openssl/ssl.h>
 
+#include <memory>
+
 #include "tls/tls.h"
 
 namespace terminus::tls {
@@ -15,6 +17,9 @@ int ticket_key_cb(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_C
 
 // Our BIO over a Transport.
 BIO* new_transport_bio(Transport& t);
+
+// Records through OpenSSL's own record layer over SSL (after its handshake).
+std::unique_ptr<RecordLayer> make_openssl_records(SSL* ssl, Transport& t);
 
 // The session exchange of "ssl_session_cache shared" (session_cache.cc).
 Result<bool> make_exchange(SharedTls& shared, const config::Config& cfg, unsigned n_cores);

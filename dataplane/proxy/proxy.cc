@@ -273,20 +273,29 @@ void Proxy::log_tls_failure(const Session& s) {
 
 bool Proxy::poll() {
     // Session-cache entries from the other cores, then parked handshakes.
-    const bool sessions = tls_ && tls_->poll();
-    if (parked_.empty()) return sessions;
-    // Retry each parked handshake once; those still waiting stay.
+    // Progress is what the busy-cycle count measures: a handshake retried
+    // and still parked is not progress, one that moved on (or a session
+    // that went away) is.
+    bool progress = tls_ && tls_->poll();
+    if (parked_.empty()) return progress;
     size_t keep = 0;
     const size_t n = parked_.size();
     for (size_t i = 0; i < n; ++i) {
         Session& s = sessions_[parked_[i]];
-        if (!s.in_use || !s.tls || !s.client) continue;
+        if (!s.in_use || !s.tls || !s.client) {
+            progress = true;
+            continue;
+        }
         s.parked = false;
         tls_step(s);
-        if (s.in_use && s.parked) parked_[keep++] = parked_[i];
+        if (s.in_use && s.parked) {
+            parked_[keep++] = parked_[i];
+        } else {
+            progress = true;
+        }
     }
     parked_.resize(keep);
-    return true;
+    return progress;
 }
 
 void Proxy::relay_decrypt(Session& s, tcp::Connection& to) {
