@@ -114,7 +114,7 @@ void LcoreOutput::send(rte_mbuf* m, uint32_t remote_ip) {
 
 namespace {
 
-bool poll_rx(Lcore& lc) {
+bool poll_rx(Lcore& lc, void*) {
     bool work = false;
     rte_mbuf* pkts[kBurst];
     for (unsigned p = 0; p < lc.n_ports; ++p) {
@@ -131,7 +131,7 @@ bool poll_rx(Lcore& lc) {
     return work;
 }
 
-bool poll_rings(Lcore& lc) {
+bool poll_rings(Lcore& lc, void*) {
     bool work = false;
     rte_mbuf* pkts[kBurst];
     for (unsigned c = 0; c < lc.n_cores; ++c) {
@@ -153,25 +153,56 @@ bool poll_rings(Lcore& lc) {
     return work;
 }
 
+bool poll_timers(Lcore& lc, void*) { return lc.tcp->poll(lc.now_us); }
+
+// ARP expiry and the statistics segment, ten times a second.
+bool poll_housekeeping(Lcore& lc, void*) {
+    const uint64_t now = rte_rdtsc();
+    if (now < lc.next_housekeeping) return false;
+    lc.next_housekeeping = now + lc.tsc_hz / 10;
+    net::arp_timer(lc, now);
+    if (lc.stats) publish(lc, *lc.stats);
+    return true;  // publishing is work done
+}
+
+bool poll_tx(Lcore& lc, void*) { return tx_flush(lc); }
+
 }  // namespace
 
-namespace {
+bool add_poller(Lcore& lc, const Poller& p) {
+    if (lc.n_pollers == kMaxPollers) return false;
+    unsigned at = lc.n_pollers;
+    while (at > 0 && lc.pollers[at - 1].stage > p.stage) {
+        lc.pollers[at] = lc.pollers[at - 1];
+        --at;
+    }
+    lc.pollers[at] = p;
+    ++lc.n_pollers;
+    return true;
+}
 
-// One iteration of the loop; returns whether it did work.
-bool run_once(Lcore& lc, uint64_t& next_timer, uint64_t timer_period) {
+void add_default_pollers(Lcore& lc) {
+    using S = Poller::Stage;
+    add_poller(lc, {"rx", poll_rx, nullptr, S::kInput});
+    if (lc.n_cores > 1) add_poller(lc, {"rings", poll_rings, nullptr, S::kInput});
+    if (lc.tcp) add_poller(lc, {"timers", poll_timers, nullptr, S::kInput});
+    lc.next_housekeeping = rte_rdtsc() + lc.tsc_hz / 10;
+    add_poller(lc, {"housekeeping", poll_housekeeping, nullptr, S::kOutput});
+    add_poller(lc, {"tx", poll_tx, nullptr, S::kOutput});
+}
+
+bool run_once(Lcore& lc) {
     const uint64_t start = rte_rdtsc();
     lc.now_us = start / (lc.tsc_hz / 1'000'000);
-    if (lc.proxy) lc.proxy->set_now(lc.now_us);
-    bool work = poll_rx(lc);
-    work |= poll_rings(lc);
-    if (lc.tcp) work |= lc.tcp->poll(lc.now_us);
-    if (lc.proxy) work |= lc.proxy->poll();
-    if (start >= next_timer) {
-        work |= net::arp_timer(lc, start);
-        if (lc.stats) publish(lc, *lc.stats);
-        next_timer = start + timer_period;
+    if (lc.app) lc.app->set_now(lc.now_us);
+    bool work = false;
+    for (unsigned i = 0; i < lc.n_pollers; ++i) {
+        Poller& p = lc.pollers[i];
+        if (p.fn(lc, p.arg)) {
+            ++p.progress;
+            work = true;
+        }
     }
-    work |= tx_flush(lc);
     const uint64_t end = rte_rdtsc();
     ++lc.counters.loop_iterations;
     lc.counters.loop_cycles += end - start;
@@ -182,19 +213,15 @@ bool run_once(Lcore& lc, uint64_t& next_timer, uint64_t timer_period) {
     return work;
 }
 
-}  // namespace
-
-int lcore_main(Lcore& lc, const volatile bool& stop, uint64_t drain_us,
+int lcore_main(Lcore& lc, const std::atomic<bool>& stop, uint64_t drain_us,
                std::atomic<unsigned>& draining) {
-    const uint64_t timer_period = lc.tsc_hz / 10;  // ARP housekeeping, 10/s
-    uint64_t next_timer = rte_rdtsc() + timer_period;
-    while (!stop) run_once(lc, next_timer, timer_period);
-    if (!lc.proxy) {
+    while (!stop.load(std::memory_order_relaxed)) run_once(lc);
+    if (!lc.app) {
         if (lc.stats) publish(lc, *lc.stats);
         return 0;
     }
     // Graceful shutdown: no new connections, established ones may finish.
-    lc.proxy->stop_accepting();
+    lc.app->stop_accepting();
     // DRAINING counts cores that stopped accepting and still have sessions
     // (+1 each) and cores whose sessions are gone (+kDone each): every core
     // keeps polling — and refusing — until all are done or time is up, so
@@ -204,13 +231,13 @@ int lcore_main(Lcore& lc, const volatile bool& stop, uint64_t drain_us,
     const uint64_t deadline = lc.now_us + drain_us;
     bool told = false, done = false;
     while (lc.now_us < deadline) {
-        run_once(lc, next_timer, timer_period);
+        run_once(lc);
         const unsigned d = draining.load();
         if (lc.index == 0 && !told && (d & (kDone - 1)) + (d >> 16) == lc.n_cores) {
             std::fprintf(stderr, "terminusd: draining: new connections are refused on every core\n");
             told = true;
         }
-        if (!done && lc.proxy->counters().sessions_active == 0) {
+        if (!done && lc.app->sessions_active() == 0) {
             draining.fetch_add(kDone - 1);  // one fewer draining, one more done
             done = true;
         }
@@ -219,10 +246,10 @@ int lcore_main(Lcore& lc, const volatile bool& stop, uint64_t drain_us,
     if (lc.index == 0 && !told) {
         std::fprintf(stderr, "terminusd: draining: new connections are refused on every core\n");
     }
-    lc.proxy->abort_all();
+    lc.app->abort_all();
     // Let the resets leave.
     const uint64_t flush_until = lc.now_us + 50'000;
-    while (lc.now_us < flush_until) run_once(lc, next_timer, timer_period);
+    while (lc.now_us < flush_until) run_once(lc);
     if (lc.stats) publish(lc, *lc.stats);
     return 0;
 }

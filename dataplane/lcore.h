@@ -15,6 +15,7 @@
 #include "dataplane/net/arp.h"
 #include "dataplane/net/counters.h"
 #include "dataplane/tcp/tcp.h"
+#include "dataplane/worker.h"
 
 namespace terminus::dataplane::proxy {
 class Proxy;
@@ -28,6 +29,7 @@ namespace terminus::dataplane {
 constexpr unsigned kBurst = 32;
 constexpr unsigned kMaxPorts = 4;
 constexpr unsigned kMaxCores = 16;
+constexpr unsigned kMaxPollers = 16;
 
 // A port as every core sees it; written once at start, then read-only.
 struct PortInfo {
@@ -65,9 +67,23 @@ struct alignas(RTE_CACHE_LINE_SIZE) Lcore {
     net::NetCounters counters;
     uint64_t now_us = 0;  // this loop iteration's clock
     tcp::Stack* tcp = nullptr;
-    proxy::Proxy* proxy = nullptr;
+    Application* app = nullptr;
+    proxy::Proxy* proxy = nullptr;  // terminusd's application, for its statistics
     mgmt::StatsWriter* stats = nullptr;
+    // The loop: rx, rings and TCP timers first, then what the
+    // application adds, then housekeeping and tx (add_default_pollers).
+    std::array<Poller, kMaxPollers> pollers{};
+    unsigned n_pollers = 0;
+    uint64_t next_housekeeping = 0;  // TSC
 };
+
+// Adds P to LC's loop after the pollers of its stage and of earlier
+// stages; false when the list is full.
+bool add_poller(Lcore& lc, const Poller& p);
+// The pollers every core runs: rx, rings from the other cores, TCP
+// timers (when LC has a stack), ARP housekeeping and statistics
+// (periodic), tx.
+void add_default_pollers(Lcore& lc);
 
 // Sends frames of the TCP stack: resolves the next hop with ARP (queueing
 // the frame while it resolves) and hands them to the TX queue.
@@ -89,12 +105,16 @@ bool tx_flush(Lcore& lc);
 // handed over (they were counted there).
 void handle_frame(Lcore& lc, unsigned port, rte_mbuf* m, bool from_core);
 
+// One turn of LC's loop: every poller once. Returns whether any made
+// progress (and counts the iteration's cycles as busy if so).
+bool run_once(Lcore& lc);
+
 // The poll loop of one lcore. When STOP becomes true it stops accepting,
 // lets established sessions finish for DRAIN_US, resets what is left, and
 // returns.
 // DRAINING counts the cores that stopped accepting; the main core logs
 // once all have, which is when a new connection is sure to be refused.
-int lcore_main(Lcore& lc, const volatile bool& stop, uint64_t drain_us,
+int lcore_main(Lcore& lc, const std::atomic<bool>& stop, uint64_t drain_us,
                std::atomic<unsigned>& draining);
 
 }  // namespace terminus::dataplane

@@ -302,4 +302,42 @@ class Endpoint {
     bool ticket_used_ = false;
 };
 
+// One TLS connection, client side, over a Transport: the load generator's
+// clients now, the re-encrypting proxy's upstream side later. The caller
+// owns the SSL_CTX (it holds the policy: versions, groups, verification).
+class ClientEndpoint {
+  public:
+    // SNI: the server name to send (null: none). RESUME: a session to
+    // offer (null: a full handshake).
+    ClientEndpoint(SSL_CTX* ctx, Transport& t, const char* sni, SSL_SESSION* resume);
+    ~ClientEndpoint();
+    ClientEndpoint(const ClientEndpoint&) = delete;
+    ClientEndpoint& operator=(const ClientEndpoint&) = delete;
+
+    enum class Status { kAgain, kDone, kFailed };
+    Status handshake();
+    bool established() const { return done_; }
+    // The server accepted the offered session (after the handshake).
+    bool resumed() const;
+    // After the handshake: RecordLayer semantics.
+    int read(void* dst, uint32_t len);
+    int write(const void* src, uint32_t len);
+    uint32_t write_room() const;
+    uint32_t pending_write() const;
+    // Sends close_notify and marks the session resumable: a session is
+    // only offered again after a clean end (ssl_clear_bad_session).
+    void shutdown();
+    // The session to offer next time (one reference, the caller's), or
+    // null. In TLS 1.3 it exists once a NewSessionTicket was read.
+    SSL_SESSION* get1_session() const;
+    SSL* ssl() const { return ssl_; }
+
+  private:
+    Transport& transport_;
+    SSL* ssl_ = nullptr;
+    std::unique_ptr<RecordLayer> records_;
+    bool done_ = false;
+    bool failed_ = false;
+};
+
 }  // namespace terminus::tls

@@ -17,7 +17,7 @@ void Session::reset() {
     tls.reset();
     port = nullptr;
     listener = nullptr;
-    transport = TcpTransport{};
+    transport = tcp::TcpTransport{};
     parked = false;
     client = upstream = nullptr;
     peer = -1;

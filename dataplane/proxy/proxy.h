@@ -13,6 +13,8 @@
 #include "config/config.h"
 #include "dataplane/proxy/balancer.h"
 #include "dataplane/tcp/tcp.h"
+#include "dataplane/tcp_transport.h"
+#include "dataplane/worker.h"
 #include "tls/tls.h"
 
 namespace terminus::dataplane::proxy {
@@ -60,31 +62,12 @@ class PortListener final : public tcp::Listener {
     std::vector<ServerListener*> by_server;  // indexed by Config::servers
 };
 
-// The client connection as the TLS endpoint sees it.
-struct TcpTransport final : tls::Transport {
-    tcp::Stack* stack = nullptr;
-    tcp::Connection* conn = nullptr;
-    const uint64_t* now = nullptr;
-    uint32_t read(void* dst, uint32_t len) override { return conn ? stack->read(*conn, dst, len, *now) : 0; }
-    bool eof() const override { return !conn || conn->peer_closed(); }
-    uint32_t write(const void* src, uint32_t len) override {
-        return conn ? stack->write(*conn, src, len, *now) : 0;
-    }
-    uint32_t write_space() const override { return conn ? stack->send_space(*conn) : 0; }
-    void cork() override {
-        if (conn) stack->cork(*conn);
-    }
-    void flush() override {
-        if (conn) stack->flush(*conn, *now);
-    }
-};
-
 struct Session final : tcp::Handler {
     Proxy* proxy = nullptr;
     PortListener* port = nullptr;
     ServerListener* listener = nullptr;  // for TLS: once SNI chose it
     std::optional<tls::Endpoint> tls;
-    TcpTransport transport;
+    tcp::TcpTransport transport;
     bool parked = false;
     tcp::Connection* client = nullptr;
     tcp::Connection* upstream = nullptr;
@@ -106,7 +89,7 @@ struct Session final : tcp::Handler {
     void on_closed(tcp::Connection& c, tcp::CloseReason why) override;
 };
 
-class Proxy {
+class Proxy final : public Application {
   public:
     // TLS: this core's contexts, or null when no server terminates TLS.
     Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stack& stack, unsigned core,
@@ -114,11 +97,12 @@ class Proxy {
 
     // Registers a listener for every server{} this dataplane serves.
     void start();
-    void set_now(uint64_t now_us) { now_us_ = now_us; }
+    void set_now(uint64_t now_us) override { now_us_ = now_us; }
     // Graceful shutdown: accept nothing more...
-    void stop_accepting();
+    void stop_accepting() override;
+    uint64_t sessions_active() const override { return counters_.sessions_active; }
     // ...and, when the drain time is over, reset what is left.
-    void abort_all();
+    void abort_all() override;
     // Resumes handshakes an asynchronous crypto operation parked; returns
     // whether any moved.
     bool poll();
@@ -137,6 +121,8 @@ class Proxy {
     void tls_step(Session& s);
     void relay_decrypt(Session& s, tcp::Connection& to);
     void relay_encrypt(Session& s, tcp::Connection& from);
+    uint32_t record_size(Session& s, const tcp::Connection& client);
+    const void* gather(const tcp::ByteQueue& q, uint32_t len);
     void finished(Session& s, tcp::Connection& from, tcp::Connection& to);
     void log_tls_failure(const Session& s);
     void finish_if_done(Session& s);
@@ -162,6 +148,10 @@ class Proxy {
     uint16_t next_port_ = 32768;
     bool stopping_ = false;
     ProxyCounters counters_;
+    // The most a TLS record carries (RFC 8446 5.1), and where the bytes
+    // of one record spread over several received segments are gathered.
+    static constexpr uint32_t kMaxRecord = 16384;
+    std::unique_ptr<uint8_t[]> record_buf_{new uint8_t[kMaxRecord]};
 };
 
 }  // namespace terminus::dataplane::proxy

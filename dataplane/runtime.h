@@ -1,0 +1,53 @@
+// What every program on the dataplane starts the same way: the EAL, the
+// packet-buffer pool, the ports, one Lcore context per core with the rings
+// between every pair, and the launch of the poll loops. terminusd runs the
+// proxy on it; terminus-loadgen its client and backend.
+#pragma once
+
+#include <rte_mempool.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "dataplane/lcore.h"
+
+namespace terminus::dataplane {
+
+// "PROGRAM: message" on stderr.
+__attribute__((format(printf, 2, 3))) void log_as(const char* program, const char* fmt, ...);
+
+class Runtime {
+  public:
+    explicit Runtime(const char* program) : program_(program) {}
+    ~Runtime();  // stops and closes the ports, then the EAL
+    Runtime(const Runtime&) = delete;
+    Runtime& operator=(const Runtime&) = delete;
+
+    // Brings up the EAL (file prefix terminus-INSTANCE), the pool, the
+    // ports of DP and the cores' contexts; logs what it did or why not.
+    // Returns 0, or 1 after logging the reason.
+    int start(const config::DataplaneConfig& dp, const std::string& instance);
+    // Runs FN(lcore) on every lcore (the main one included) and returns
+    // when all have returned.
+    void run(int (*fn)(void*));
+
+    unsigned n_cores = 0;
+    rte_mempool* pool = nullptr;
+    std::vector<PortInfo> ports;
+    std::unique_ptr<Lcore[]> lcores;
+    std::vector<std::unique_ptr<LcoreOutput>> outputs;  // each core's frames
+
+  private:
+    const char* program_;
+    bool eal_up_ = false;
+};
+
+// Configures and starts one port with N_QUEUES RX/TX queue pairs; fills
+// OUT. Returns 0, or -1 after logging why.
+int setup_port(const char* program, const config::PortConfig& pc, unsigned n_queues, rte_mempool* pool,
+               PortInfo& out);
+
+}  // namespace terminus::dataplane

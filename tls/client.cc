@@ -1,0 +1,82 @@
+// One client-side TLS connection over a Transport: the same BIO, the same
+// handshake mapping of SSL_get_error and the same record layer as the
+// server side (endpoint.cc).
+#include <openssl/err.h>
+
+#include "tls/tls_private.h"
+
+namespace terminus::tls {
+
+ClientEndpoint::ClientEndpoint(SSL_CTX* ctx, Transport& t, const char* sni, SSL_SESSION* resume)
+    : transport_(t) {
+    ssl_ = SSL_new(ctx);
+    if (!ssl_) return;
+    BIO* bio = new_transport_bio(t);
+    SSL_set_bio(ssl_, bio, bio);
+    SSL_set_connect_state(ssl_);
+    if (sni && *sni) SSL_set_tlsext_host_name(ssl_, sni);
+    if (resume) SSL_set_session(ssl_, resume);
+}
+
+ClientEndpoint::~ClientEndpoint() {
+    if (ssl_) SSL_free(ssl_);
+}
+
+ClientEndpoint::Status ClientEndpoint::handshake() {
+    if (failed_ || !ssl_) return Status::kFailed;
+    if (done_) return Status::kDone;
+    ERR_clear_error();
+    transport_.cork();
+    const int rc = SSL_do_handshake(ssl_);
+    const int err = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
+    transport_.flush();
+    switch (err) {
+        case SSL_ERROR_NONE:
+            done_ = true;
+            records_ = make_openssl_records(ssl_, transport_);
+            return Status::kDone;
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+        case SSL_ERROR_WANT_ASYNC:
+        case SSL_ERROR_WANT_ASYNC_JOB:
+            return Status::kAgain;
+        default:
+            ERR_clear_error();
+            failed_ = true;
+            return Status::kFailed;
+    }
+}
+
+bool ClientEndpoint::resumed() const { return ssl_ && done_ && SSL_session_reused(ssl_); }
+
+int ClientEndpoint::read(void* dst, uint32_t len) { return records_ ? records_->read(dst, len) : -2; }
+
+int ClientEndpoint::write(const void* src, uint32_t len) { return records_ ? records_->write(src, len) : -2; }
+
+uint32_t ClientEndpoint::write_room() const { return records_ ? records_->write_room() : 0; }
+
+uint32_t ClientEndpoint::pending_write() const { return records_ ? records_->pending_write() : 0; }
+
+void ClientEndpoint::shutdown() {
+    if (!ssl_ || !done_) return;
+    ERR_clear_error();
+    transport_.cork();
+    SSL_shutdown(ssl_);
+    transport_.flush();
+    ERR_clear_error();
+    // We do not wait for the server's close_notify; the session stays
+    // resumable all the same.
+    SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+}
+
+SSL_SESSION* ClientEndpoint::get1_session() const {
+    if (!ssl_ || !done_) return nullptr;
+    SSL_SESSION* s = SSL_get1_session(ssl_);
+    if (s && !SSL_SESSION_is_resumable(s)) {
+        SSL_SESSION_free(s);
+        return nullptr;
+    }
+    return s;
+}
+
+}  // namespace terminus::tls
