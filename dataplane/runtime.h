@@ -30,7 +30,7 @@ class Runtime {
     // ports of DP and the cores' contexts; logs what it did or why not.
     // Returns 0, or 1 after logging the reason.
     int start(const config::DataplaneConfig& dp, const std::string& instance);
-    // Runs FN(lcore) on every lcore (the main one included) and returns
+    // Runs FN(&lcores[i]) on every lcore (the main one included) and returns
     // when all have returned.
     void run(int (*fn)(void*));
 
