@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <variant>
 #include <vector>
 
@@ -92,13 +93,15 @@ class Output {
     X(pmtu_lowered, "connections whose MSS an ICMP frag-needed lowered")  \
     X(keepalive_probes, "keepalive probes sent")                          \
     X(keepalive_timeouts, "connections dropped: keepalive unanswered")    \
+    X(time_wait_reused, "TIME-WAIT connections ended by a newer SYN (RFC 6191)") \
+    X(time_wait_recycled, "TIME-WAIT connections recycled for want of a slot") \
     TERMINUS_TCP_DROPS(X)
 
 struct TcpCounters {
 #define TERMINUS_X(name, help) uint64_t name = 0;
     TERMINUS_TCP_COUNTERS(TERMINUS_X)
 #undef TERMINUS_X
-    uint64_t state[11] = {};  // connections in each TcpState (gauges)
+    uint64_t state[kNumTcpStates] = {};  // connections in each TcpState (gauges)
 };
 
 struct TcpParams {
@@ -127,6 +130,9 @@ struct ByteQueue {
     rte_mbuf* tail = nullptr;
     uint32_t bytes = 0;
 };
+
+// No connection: the end of an index list.
+constexpr uint32_t kNoConnection = UINT32_MAX;
 
 struct Connection {
     FourTuple tuple;
@@ -183,6 +189,11 @@ struct Connection {
 
     TimerHandle timers[kNumTcpTimers];
 
+    // In the stack's list of TIME-WAIT connections without a handler,
+    // oldest first: what a full table recycles.
+    bool time_wait_listed = false;
+    uint32_t tw_prev = kNoConnection, tw_next = kNoConnection;
+
     bool peer_closed() const { return fin_received && rcvq.bytes == 0; }
     CongestionControl& congestion() {
         return std::visit([](auto& c) -> CongestionControl& { return c; }, cc);
@@ -207,7 +218,8 @@ class Stack {
     bool listen(uint32_t ip, uint16_t port, Listener* l, unsigned backlog);
     // Stops accepting: new SYNs are answered with RST, as for a closed port.
     void close_listeners() { listening_ = false; }
-    // Opens a connection; null when out of connections. CONNECT_US > 0:
+    // Opens a connection; null when out of connections (after recycling
+    // the oldest TIME-WAIT one) or T is in use. CONNECT_US > 0:
     // give up (on_closed(kTimeout)) when not established by then.
     Connection* connect(const FourTuple& t, Handler* h, uint64_t now_us, uint64_t connect_us = 0);
     // ICMP "fragmentation needed" (RFC 1191) for the connection T with
@@ -261,13 +273,21 @@ class Stack {
   private:
     struct Bucket;
     Connection* lookup(const FourTuple& t);
+    // A free slot for T, recycling the oldest TIME-WAIT connection when
+    // none is left; null (counted no_memory) when that fails too.
     Connection* create(const FourTuple& t, uint64_t now_us);
     void destroy(Connection& c, CloseReason why, bool notify);
     void close_as(Connection& c, CloseReason why, uint64_t now_us);
     void set_state(Connection& c, TcpState s);
+    // The FIFO of handler-less TIME-WAIT connections (intrusive, O(1)).
+    void time_wait_push(Connection& c);
+    void time_wait_unlink(Connection& c);
 
     // tcp_input.cc
-    void on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us);
+    // ISS: the new connection's, when a SYN ends a TIME-WAIT.
+    void on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us,
+                   std::optional<uint32_t> iss = std::nullopt);
+    bool time_wait_takes_syn(const Connection& c, const Segment& s);
     void on_syn_sent(Connection& c, const Segment& s, rte_mbuf* m, uint64_t now_us);
     void on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64_t now_us);
     bool acceptable(const Connection& c, const Segment& s) const;
@@ -324,6 +344,7 @@ class Stack {
     std::vector<int32_t> table_;  // open addressing: connection index or -1
     uint32_t table_mask_ = 0;
     unsigned used_ = 0;
+    uint32_t tw_head_ = kNoConnection, tw_tail_ = kNoConnection;
 
     struct ListenEntry {
         uint32_t ip;

@@ -44,6 +44,15 @@ void Stack::input(rte_mbuf* m, unsigned ihl, uint64_t now_us) {
         on_listen(s, m, now_us);
         return;
     }
+    if (c->state == TcpState::kTimeWait && time_wait_takes_syn(*c, s)) {
+        // RFC 1122 4.2.2.13: the new incarnation starts beyond any
+        // sequence number the old one used (Linux: SND.NXT + 65535 + 2).
+        const uint32_t iss = c->snd_nxt + 65535 + 2;
+        ++counters_.time_wait_reused;
+        destroy(*c, CloseReason::kClosed, false);
+        on_listen(s, m, now_us, iss);
+        return;
+    }
     if (c->state == TcpState::kSynSent) {
         on_syn_sent(*c, s, m, now_us);
     } else {
@@ -51,8 +60,27 @@ void Stack::input(rte_mbuf* m, unsigned ihl, uint64_t now_us) {
     }
 }
 
+// RFC 9293 3.10.7.4 (TIME-WAIT, and the note to 3.6.1), RFC 1122
+// 4.2.2.13 and RFC 6191 2: a SYN may reopen a 4-tuple still in TIME-WAIT
+// when it cannot belong to the old incarnation -- a newer timestamp
+// (PAWS would reject an older one), or, without timestamps, a sequence
+// number beyond everything the old connection received. Only a listener
+// can take it; otherwise TIME-WAIT answers it as any other segment.
+bool Stack::time_wait_takes_syn(const Connection& c, const Segment& s) {
+    if ((s.flags & (kSyn | kAck | kRst)) != kSyn) return false;
+    // A handler still reading the old connection's last bytes holds it.
+    if (c.handler) return false;
+    if (!find_listener(s.tuple.local_ip, s.tuple.local_port)) return false;
+    if (c.ts_ok && s.options.has_timestamps) {
+        if (seq_gt(s.options.ts_val, c.ts_recent)) return true;
+        // RFC 6191 2: an equal timestamp needs a newer sequence number.
+        return s.options.ts_val == c.ts_recent && seq_gt(s.seq, c.rcv_nxt);
+    }
+    return seq_gt(s.seq, c.rcv_nxt);
+}
+
 // 3.10.7.1 (CLOSED) and 3.10.7.2 (LISTEN).
-void Stack::on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us) {
+void Stack::on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us, std::optional<uint32_t> iss) {
     ListenEntry* l = find_listener(s.tuple.local_ip, s.tuple.local_port);
     if (s.flags & kRst) {  // "An incoming RST should be ignored."
         rte_pktmbuf_free(m);
@@ -184,6 +212,10 @@ void Stack::on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us) {
     if (!c) {
         rte_pktmbuf_free(m);
         return;
+    }
+    if (iss) {
+        c->iss = *iss;  // (a SYN cookie above cannot: its ISS is the cookie, as in Linux)
+        c->recover = c->iss;
     }
     c->listener = static_cast<int16_t>(li);
     ++l->pending;

@@ -79,6 +79,15 @@ Connection* Stack::lookup(const FourTuple& t) {
 }
 
 Connection* Stack::create(const FourTuple& t, uint64_t now_us) {
+    if (free_.empty() && tw_head_ != kNoConnection) {
+        // Out of slots: the oldest TIME-WAIT connection gives its slot up,
+        // silently -- its peer is done with it, a RST would tell nobody.
+        // Losing 2 MSL of protection for one old 4-tuple is a lesser harm
+        // than refusing a new connection (Linux, past tcp_max_tw_buckets,
+        // skips TIME-WAIT altogether).
+        ++counters_.time_wait_recycled;
+        destroy(conns_[tw_head_], CloseReason::kClosed, false);
+    }
     if (free_.empty()) {
         ++counters_.no_memory;
         return nullptr;
@@ -107,6 +116,7 @@ Connection* Stack::create(const FourTuple& t, uint64_t now_us) {
 }
 
 void Stack::destroy(Connection& c, CloseReason why, bool notify) {
+    time_wait_unlink(c);
     for (unsigned t = 0; t < kNumTcpTimers; ++t) disarm(c, static_cast<TcpTimer>(t));
     if (c.listener >= 0) {
         --listeners_[static_cast<size_t>(c.listener)].pending;
@@ -145,6 +155,37 @@ void Stack::set_state(Connection& c, TcpState s) {
     if (c.state != TcpState::kClosed) --counters_.state[static_cast<unsigned>(c.state)];
     c.state = s;
     if (s != TcpState::kClosed) ++counters_.state[static_cast<unsigned>(s)];
+    // An orphan reaching TIME-WAIT has nobody left to tell: recyclable.
+    if (s == TcpState::kTimeWait && !c.handler) time_wait_push(c);
+}
+
+void Stack::time_wait_push(Connection& c) {
+    if (c.time_wait_listed) return;
+    c.time_wait_listed = true;
+    c.tw_prev = tw_tail_;
+    c.tw_next = kNoConnection;
+    if (tw_tail_ != kNoConnection) {
+        conns_[tw_tail_].tw_next = c.index;
+    } else {
+        tw_head_ = c.index;
+    }
+    tw_tail_ = c.index;
+}
+
+void Stack::time_wait_unlink(Connection& c) {
+    if (!c.time_wait_listed) return;
+    if (c.tw_prev != kNoConnection) {
+        conns_[c.tw_prev].tw_next = c.tw_next;
+    } else {
+        tw_head_ = c.tw_next;
+    }
+    if (c.tw_next != kNoConnection) {
+        conns_[c.tw_next].tw_prev = c.tw_prev;
+    } else {
+        tw_tail_ = c.tw_prev;
+    }
+    c.tw_prev = c.tw_next = kNoConnection;
+    c.time_wait_listed = false;
 }
 
 Stack::ListenEntry* Stack::find_listener(uint32_t ip, uint16_t port) {
@@ -347,10 +388,12 @@ void Stack::close_normally(Connection& c) {
         return;
     }
     if (c.state == TcpState::kTimeWait) {
-        // The handler is through with C, which waits out 2 MSL alone.
+        // The handler is through with C, which waits out 2 MSL alone, and
+        // may be recycled -- once the handler has heard, not while it does.
         Handler* h = c.handler;
         c.handler = nullptr;
         if (h) h->on_closed(c, CloseReason::kClosed);
+        if (c.state == TcpState::kTimeWait && !c.handler) time_wait_push(c);
         return;
     }
     destroy(c, CloseReason::kClosed, true);

@@ -5,6 +5,14 @@
 
 namespace terminus::tcp {
 
+namespace {
+
+// A handle whose expiry poll() has taken from the wheel and not yet
+// delivered: no wheel entry is behind it any more.
+constexpr TimerHandle kFiredTimer = kInvalidTimer - 1;
+
+}  // namespace
+
 void Stack::arm(Connection& c, TcpTimer t, uint64_t us) {
     const unsigned k = static_cast<unsigned>(t);
     // Relative to the wheel's own clock, which poll() moves and which may
@@ -12,7 +20,7 @@ void Stack::arm(Connection& c, TcpTimer t, uint64_t us) {
     const uint64_t due = (now_us_ + us + params_.tick_us - 1) / params_.tick_us;
     const uint64_t base = wheel_.now();
     const uint64_t ticks = due > base ? due - base : 0;
-    if (c.timers[k] != kInvalidTimer) {
+    if (c.timers[k] != kInvalidTimer && c.timers[k] != kFiredTimer) {
         c.timers[k] = wheel_.update(c.timers[k], ticks);
     } else {
         c.timers[k] = wheel_.start(c.index, static_cast<uint8_t>(k), ticks);
@@ -23,7 +31,7 @@ void Stack::arm(Connection& c, TcpTimer t, uint64_t us) {
 void Stack::disarm(Connection& c, TcpTimer t) {
     const unsigned k = static_cast<unsigned>(t);
     if (c.timers[k] == kInvalidTimer) return;
-    wheel_.stop(c.timers[k]);
+    if (c.timers[k] != kFiredTimer) wheel_.stop(c.timers[k]);
     c.timers[k] = kInvalidTimer;
 }
 
@@ -38,9 +46,19 @@ bool Stack::poll(uint64_t now_us) {
     ExpiredTimer expired[64];
     for (;;) {
         const uint32_t n = wheel_.advance(now_us / params_.tick_us, expired, 64);
+        // Mark the whole batch first. An expiry's handling may destroy
+        // another connection of the batch and reuse its slot (a handler
+        // reconnecting into a full table recycles the oldest TIME-WAIT,
+        // whose own expiry is likely in this very batch): that
+        // connection's expiry must then not reach the slot's new owner,
+        // and its spent handle must not stop a wheel entry since reused.
+        for (uint32_t i = 0; i < n; ++i) {
+            conns_[expired[i].user_id].timers[expired[i].timer_kind] = kFiredTimer;
+        }
         for (uint32_t i = 0; i < n; ++i) {
             Connection& c = conns_[expired[i].user_id];
             const unsigned k = expired[i].timer_kind;
+            if (c.timers[k] != kFiredTimer) continue;  // disarmed or re-armed since
             c.timers[k] = kInvalidTimer;
             if (c.state != TcpState::kClosed) on_timer(c, static_cast<TcpTimer>(k), now_us);
         }

@@ -38,6 +38,13 @@ constexpr const char* to_string(TcpState s) {
     return "?";
 }
 
+// How many states TERMINUS_TCP_STATES lists (TcpCounters::state's size).
+constexpr unsigned kNumTcpStates = 0
+#define TERMINUS_X(id, name) +1
+    TERMINUS_TCP_STATES(TERMINUS_X)
+#undef TERMINUS_X
+    ;
+
 // One timer slot per kind in every connection (VPP tcp_timer.h).
 #define TERMINUS_TCP_TIMERS(X)                                  \
     X(kRetransmit, "retransmit")   /* RFC 6298 */               \

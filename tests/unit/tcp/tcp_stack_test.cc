@@ -80,12 +80,12 @@ TcpParams params() {
     return p;
 }
 
-// A segment from the peer at kIpB:40000 to the stack at kIpA:80.
+// A segment from the peer at kIpB:REMOTE_PORT to the stack at kIpA:80.
 rte_mbuf* craft(uint32_t seq, uint32_t ack, uint8_t flags, uint16_t window = 65535,
                 const std::string& payload = "", const uint8_t* opts = nullptr,
-                uint8_t opts_len = 0) {
+                uint8_t opts_len = 0, uint16_t remote_port = 40000) {
     OutSegment s;
-    s.tuple = FourTuple{kIpB, kIpA, 40000, 80};
+    s.tuple = FourTuple{kIpB, kIpA, remote_port, 80};
     s.seq = seq;
     s.ack = ack;
     s.flags = flags;
@@ -99,8 +99,11 @@ rte_mbuf* craft(uint32_t seq, uint32_t ack, uint8_t flags, uint16_t window = 655
 
 class TcpPacket : public ::testing::Test {
   protected:
-    void SetUp() override {
-        stack = std::make_unique<Stack>(params(), EalEnvironment::pool(), out, SipKey{1, 2},
+    void SetUp() override { restart(params()); }
+    // A fresh stack with P, listening on port 80.
+    void restart(const TcpParams& p) {
+        out.clear();
+        stack = std::make_unique<Stack>(p, EalEnvironment::pool(), out, SipKey{1, 2},
                                         rte_ether_addr{{2, 0, 0, 0, 0, 2}});
         rec.stack = stack.get();
         stack->listen(0, 80, &rec, 16);
@@ -715,6 +718,271 @@ TEST_F(TcpPacket, ForgedCookieAckGetsRst) {
     ASSERT_EQ(out.frames.size(), 1u);
     EXPECT_EQ(out.seg(0).flags, kRst);
     EXPECT_EQ(stack->counters().bad_cookie, 1u);
+}
+
+// ---------------------------------------------------------------------------
+// TIME-WAIT: reopened by a new SYN (RFC 6191), recycled when the table is full.
+
+static_assert(kNumTcpStates == static_cast<unsigned>(TcpState::kTimeWait) + 1,
+              "kNumTcpStates counts TERMINUS_TCP_STATES");
+
+// NOP NOP, then a timestamp option (RFC 7323 3).
+std::vector<uint8_t> ts_option(uint32_t val, uint32_t ecr) {
+    std::vector<uint8_t> o = {1, 1, 8, 10};
+    for (uint32_t v : {val, ecr}) {
+        for (int shift = 24; shift >= 0; shift -= 8) o.push_back(static_cast<uint8_t>(v >> shift));
+    }
+    return o;
+}
+
+class TcpTimeWait : public TcpPacket {
+  protected:
+    // A connection from kIpB:PORT (peer ISN 1000) that we close first, at
+    // T: it ends in TIME-WAIT with RCV.NXT 1002 and, with TIMESTAMPS, the
+    // peer's last TSval (TS.Recent) 103. ORPHAN: closed (no handler) before
+    // the peer's FIN, rather than shut down and told of it in TIME-WAIT.
+    Connection& time_wait(bool timestamps, uint16_t port = 40000, bool orphan = false,
+                          uint64_t t = 0) {
+        const auto opts = [timestamps](uint32_t val, uint32_t ecr) {
+            return timestamps ? ts_option(val, ecr) : std::vector<uint8_t>{};
+        };
+        auto send = [&](uint32_t seq, uint32_t ack, uint8_t flags, const std::vector<uint8_t>& o) {
+            stack->input(craft(seq, ack, flags, 65535, "", o.empty() ? nullptr : o.data(),
+                               static_cast<uint8_t>(o.size()), port),
+                         kIhl, t);
+        };
+        out.clear();
+        send(1000, 0, kSyn, opts(100, 0));
+        EXPECT_EQ(out.frames.size(), 1u);
+        const Segment synack = out.seg(0);
+        const uint32_t ecr = synack.options.ts_val;
+        send(1001, synack.seq + 1, kAck, opts(101, ecr));
+        Connection& c = *rec.accepted.back();
+        EXPECT_EQ(c.tuple.remote_port, port);
+        if (orphan) {
+            stack->close(c, t);
+        } else {
+            stack->shutdown(c, t);
+        }
+        send(1001, synack.seq + 2, kAck, opts(102, ecr));
+        send(1001, synack.seq + 2, kAck | kFin, opts(103, ecr));
+        EXPECT_EQ(c.state, TcpState::kTimeWait);
+        EXPECT_EQ(c.rcv_nxt, 1002u);
+        EXPECT_EQ(c.snd_nxt, synack.seq + 2);
+        EXPECT_EQ(c.handler, nullptr);
+        out.clear();
+        return c;
+    }
+    // A SYN from kIpB:PORT, with a timestamp TSVAL unless 0.
+    void syn(uint32_t seq, uint32_t tsval, uint64_t t, uint16_t port = 40000) {
+        std::vector<uint8_t> o = {2, 4, 0x05, 0xb4};
+        if (tsval) {
+            const std::vector<uint8_t> ts = ts_option(tsval, 0);
+            o.insert(o.end(), ts.begin(), ts.end());
+        }
+        stack->input(craft(seq, 0, kSyn, 65535, "", o.data(), static_cast<uint8_t>(o.size()), port),
+                     kIhl, t);
+    }
+    uint64_t in_state(TcpState s) const { return stack->counters().state[static_cast<unsigned>(s)]; }
+    static TcpParams small(uint32_t max_connections) {
+        TcpParams p = params();
+        p.max_connections = max_connections;
+        return p;
+    }
+};
+
+TEST_F(TcpTimeWait, SynWithNewerTimestampIsAccepted) {
+    Connection& old = time_wait(true);
+    const uint32_t old_snd_nxt = old.snd_nxt;
+    // Its sequence number is below the old RCV.NXT: the timestamp alone
+    // tells a new incarnation (RFC 6191 2).
+    syn(500, 200, 1'000'000);
+    ASSERT_EQ(out.frames.size(), 1u);
+    const Segment r = out.seg(0);
+    EXPECT_EQ(r.flags, kSyn | kAck);
+    EXPECT_EQ(r.ack, 501u);
+    EXPECT_EQ(r.seq, old_snd_nxt + 65535 + 2);  // beyond the old incarnation (RFC 1122 4.2.2.13)
+    EXPECT_TRUE(r.options.has_timestamps);
+    EXPECT_EQ(r.options.ts_ecr, 200u);
+    EXPECT_EQ(stack->connections(), 1u);
+    EXPECT_EQ(in_state(TcpState::kTimeWait), 0u);
+    EXPECT_EQ(in_state(TcpState::kSynReceived), 1u);
+    EXPECT_EQ(stack->counters().time_wait_reused, 1u);
+    EXPECT_EQ(stack->counters().syn_challenged, 0u);
+    // The handshake completes into a new accepted connection.
+    const std::vector<uint8_t> ts = ts_option(201, r.options.ts_val);
+    stack->input(craft(501, r.seq + 1, kAck, 65535, "", ts.data(), static_cast<uint8_t>(ts.size())),
+                 kIhl, 1'100'000);
+    ASSERT_EQ(rec.accepted.size(), 2u);
+    EXPECT_EQ(rec.accepted[1]->state, TcpState::kEstablished);
+    EXPECT_EQ(rec.accepted[1]->irs, 500u);
+    EXPECT_EQ(rec.established, 2);
+}
+
+TEST_F(TcpTimeWait, SynWithOlderTimestampIsRefused) {
+    Connection& old = time_wait(true);
+    // A newer sequence number does not help: PAWS marks it an old duplicate.
+    syn(5000, 50, 1'000'000);
+    ASSERT_EQ(out.frames.size(), 1u);
+    const Segment r = out.seg(0);
+    EXPECT_EQ(r.flags, kAck);
+    EXPECT_EQ(r.seq, old.snd_nxt);
+    EXPECT_EQ(r.ack, 1002u);
+    EXPECT_EQ(old.state, TcpState::kTimeWait);
+    EXPECT_EQ(stack->connections(), 1u);
+    EXPECT_EQ(stack->counters().paws, 1u);
+    EXPECT_EQ(stack->counters().time_wait_reused, 0u);
+    EXPECT_EQ(rec.accepted.size(), 1u);
+}
+
+TEST_F(TcpTimeWait, SynWithEqualTimestampNeedsANewerSequence) {
+    Connection& old = time_wait(true);
+    syn(900, 103, 1'000'000);  // TS.Recent again, and an old sequence number
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).flags, kAck);
+    EXPECT_EQ(old.state, TcpState::kTimeWait);
+    out.clear();
+    syn(5000, 103, 1'000'000);  // RFC 6191 2: equal timestamp, newer sequence
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).flags, kSyn | kAck);
+    EXPECT_EQ(out.seg(0).ack, 5001u);
+    EXPECT_EQ(stack->counters().time_wait_reused, 1u);
+}
+
+TEST_F(TcpTimeWait, SynWithoutTimestampsBeyondRcvNxtIsAccepted) {
+    Connection& old = time_wait(false);
+    const uint32_t old_snd_nxt = old.snd_nxt;
+    syn(1002 + 100'000, 0, 1'000'000);
+    ASSERT_EQ(out.frames.size(), 1u);
+    const Segment r = out.seg(0);
+    EXPECT_EQ(r.flags, kSyn | kAck);
+    EXPECT_EQ(r.ack, 1002u + 100'000 + 1);
+    EXPECT_EQ(r.seq, old_snd_nxt + 65535 + 2);
+    EXPECT_FALSE(r.options.has_timestamps);
+    EXPECT_EQ(in_state(TcpState::kSynReceived), 1u);
+    EXPECT_EQ(stack->counters().time_wait_reused, 1u);
+}
+
+TEST_F(TcpTimeWait, SynWithoutTimestampsAtRcvNxtIsRefused) {
+    Connection& old = time_wait(false);
+    syn(1002, 0, 1'000'000);  // not greater than RCV.NXT: may be the old one's
+    ASSERT_EQ(out.frames.size(), 1u);
+    const Segment r = out.seg(0);
+    EXPECT_EQ(r.flags, kAck);  // today's answer: a challenge ACK (RFC 5961 4)
+    EXPECT_EQ(r.seq, old.snd_nxt);
+    EXPECT_EQ(r.ack, 1002u);
+    EXPECT_EQ(old.state, TcpState::kTimeWait);
+    EXPECT_EQ(stack->counters().syn_challenged, 1u);
+    EXPECT_EQ(stack->counters().time_wait_reused, 0u);
+}
+
+TEST_F(TcpTimeWait, SynWithoutListenerLeavesTimeWait) {
+    Connection& old = time_wait(true);
+    stack->close_listeners();
+    syn(5000, 200, 1'000'000);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).flags, kAck);
+    EXPECT_EQ(old.state, TcpState::kTimeWait);
+    EXPECT_EQ(stack->counters().time_wait_reused, 0u);
+}
+
+TEST_F(TcpTimeWait, FullTableRecyclesTheOldestTimeWait) {
+    restart(small(2));
+    Connection& a = time_wait(false, 40001, false, 0);
+    Connection& b = time_wait(false, 40002, true, 1'000'000);  // an orphan
+    ASSERT_EQ(stack->connections(), 2u);
+    // A passive open into the full table takes the oldest slot, A's,
+    // without a RST to A's peer.
+    syn(7000, 0, 2'000'000, 40003);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).flags, kSyn | kAck);
+    EXPECT_EQ(out.seg(0).tuple.local_port, 40003);  // as the peer sees it
+    EXPECT_EQ(out.seg(0).ack, 7001u);
+    EXPECT_EQ(a.state, TcpState::kSynReceived);
+    EXPECT_EQ(a.tuple.remote_port, 40003);
+    EXPECT_EQ(b.state, TcpState::kTimeWait);
+    EXPECT_EQ(stack->counters().time_wait_recycled, 1u);
+    EXPECT_EQ(in_state(TcpState::kTimeWait), 1u);
+    EXPECT_EQ(in_state(TcpState::kSynReceived), 1u);
+    // An active open takes the next oldest, B.
+    out.clear();
+    Connection* up = stack->connect(FourTuple{kIpA, kIpB, 50000, 8080}, &rec, 3'000'000);
+    ASSERT_EQ(up, &b);
+    EXPECT_EQ(up->state, TcpState::kSynSent);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).flags, kSyn);
+    EXPECT_EQ(stack->counters().time_wait_recycled, 2u);
+    EXPECT_EQ(in_state(TcpState::kTimeWait), 0u);
+    EXPECT_EQ(stack->counters().no_memory, 0u);
+    // Nothing left in TIME-WAIT: refused, as before.
+    EXPECT_EQ(stack->connect(FourTuple{kIpA, kIpB, 50001, 8080}, &rec, 3'000'000), nullptr);
+    EXPECT_EQ(stack->counters().no_memory, 1u);
+    EXPECT_EQ(stack->connections(), 2u);
+}
+
+TEST_F(TcpTimeWait, TimeWaitThatEndsLeavesTheRecycleQueue) {
+    restart(small(2));
+    Connection& a = time_wait(false, 40001, false, 0);
+    Connection& b = time_wait(false, 40002, false, 30'000'000);
+    stack->poll(60'500'000);  // the first one's 2 MSL is over
+    ASSERT_EQ(stack->connections(), 1u);
+    syn(7000, 0, 60'500'000, 40003);  // a free slot: nothing recycled
+    EXPECT_EQ(stack->counters().time_wait_recycled, 0u);
+    Connection& c = a;  // the one free slot
+    EXPECT_EQ(c.tuple.remote_port, 40003);
+    EXPECT_EQ(c.state, TcpState::kSynReceived);
+    out.clear();
+    syn(8000, 0, 60'500'000, 40004);  // the table is full: B goes, not C
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).flags, kSyn | kAck);
+    EXPECT_EQ(out.seg(0).tuple.local_port, 40004);
+    EXPECT_EQ(c.state, TcpState::kSynReceived);
+    EXPECT_EQ(c.tuple.remote_port, 40003);
+    EXPECT_EQ(b.tuple.remote_port, 40004);
+    EXPECT_EQ(stack->counters().time_wait_recycled, 1u);
+}
+
+// Reconnects once when a connection times out, as the proxy does with
+// the next upstream server.
+struct Reconnector : Recorder {
+    Connection* next = nullptr;
+    void on_closed(Connection& c, CloseReason why) override {
+        Recorder::on_closed(c, why);
+        if (why == CloseReason::kTimeout && !next) {
+            next = stack->connect(FourTuple{kIpA, kIpB, 50001, 8080}, this, now);
+        }
+    }
+};
+
+TEST_F(TcpTimeWait, ExpiryInTheSameBatchSparesTheRecycledSlot) {
+    // A's 2 MSL and B's connect timeout end in the same tick, B's first.
+    // B's handler reconnects into the full table and gets A's slot: A's
+    // expiry, in the same batch, must not close the new connection.
+    restart(small(2));
+    Connection& a = time_wait(false, 40001, false, 200'000);  // expires at 60.2 s
+    Reconnector up;
+    up.stack = stack.get();
+    Connection* b = stack->connect(FourTuple{kIpA, kIpB, 50000, 8080}, &up, 300'000, 59'900'000);
+    ASSERT_NE(b, nullptr);
+    stack->poll(60'199'000);
+    ASSERT_EQ(a.state, TcpState::kTimeWait);
+    ASSERT_EQ(b->state, TcpState::kSynSent);
+    up.now = 60'200'000;
+    stack->poll(60'200'000);
+    ASSERT_EQ(up.next, &a);  // recycled
+    EXPECT_EQ(up.next->state, TcpState::kSynSent);
+    EXPECT_EQ(up.next->tuple.local_port, 50001);
+    EXPECT_EQ(up.closed, 1);  // B's timeout only
+    EXPECT_EQ(up.last_reason, CloseReason::kTimeout);
+    EXPECT_EQ(stack->connections(), 1u);
+    EXPECT_EQ(stack->counters().time_wait_recycled, 1u);
+    EXPECT_EQ(stack->counters().connect_timeouts, 1u);
+    // Its own timers still run: its SYN is retransmitted.
+    out.clear();
+    stack->poll(61'300'000);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).flags, kSyn);
+    EXPECT_EQ(out.seg(0).tuple.remote_port, 50001);
 }
 
 // ---------------------------------------------------------------------------
