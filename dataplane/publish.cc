@@ -80,12 +80,12 @@ void publish(const Lcore& lc, mgmt::StatsWriter& w) {
 #define TERMINUS_X(name, help) v[n++] = t.name;
         TERMINUS_TCP_COUNTERS(TERMINUS_X)
 #undef TERMINUS_X
-        for (unsigned s = 0; s < 11; ++s) v[n++] = t.state[s];
+        for (unsigned s = 0; s < tcp::kNumTcpStates; ++s) v[n++] = t.state[s];
     } else {
 #define TERMINUS_X(name, help) v[n++] = 0;
         TERMINUS_TCP_COUNTERS(TERMINUS_X)
 #undef TERMINUS_X
-        for (unsigned s = 0; s < 11; ++s) v[n++] = 0;
+        for (unsigned s = 0; s < tcp::kNumTcpStates; ++s) v[n++] = 0;
     }
     if (lc.proxy) {
         const proxy::ProxyCounters& p = lc.proxy->counters();

@@ -93,7 +93,7 @@ class Output {
     X(pmtu_lowered, "connections whose MSS an ICMP frag-needed lowered")  \
     X(keepalive_probes, "keepalive probes sent")                          \
     X(keepalive_timeouts, "connections dropped: keepalive unanswered")    \
-    X(time_wait_reused, "TIME-WAIT connections ended by a newer SYN (RFC 6191)") \
+    X(time_wait_reused, "TIME-WAIT connections taken over by a newer SYN or connect") \
     X(time_wait_recycled, "TIME-WAIT connections recycled for want of a slot") \
     TERMINUS_TCP_DROPS(X)
 

@@ -243,9 +243,27 @@ void Stack::set_idle_timeout(Connection& c, uint64_t idle_us) {
 
 Connection* Stack::connect(const FourTuple& t, Handler* h, uint64_t now_us, uint64_t connect_us) {
     now_us_ = now_us;
-    if (lookup(t)) return nullptr;
+    uint32_t reuse_iss = 0;
+    bool reuse = false;
+    if (Connection* old = lookup(t)) {
+        // Our own TIME-WAIT on this 4-tuple (we closed first) may be taken
+        // over by a new active open when timestamps were in use: PAWS
+        // keeps the old incarnation's segments out, and a peer that still
+        // holds the old one accepts our newer timestamp (RFC 6191). This
+        // is Linux's tcp_tw_reuse; without it a proxy that closes first
+        // runs out of local ports to one upstream within 2 MSL.
+        if (old->state != TcpState::kTimeWait || old->handler || !old->ts_ok) return nullptr;
+        reuse_iss = old->snd_nxt + 65535 + 2;  // beyond the old sequence space (RFC 1122 4.2.2.13)
+        reuse = true;
+        ++counters_.time_wait_reused;
+        destroy(*old, CloseReason::kClosed, false);
+    }
     Connection* c = create(t, now_us);
     if (!c) return nullptr;
+    if (reuse) {
+        c->iss = reuse_iss;
+        c->recover = reuse_iss;
+    }
     c->handler = h;
     c->snd_una = c->iss;
     c->snd_nxt = c->iss;

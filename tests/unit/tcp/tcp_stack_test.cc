@@ -920,6 +920,29 @@ TEST_F(TcpTimeWait, FullTableRecyclesTheOldestTimeWait) {
     EXPECT_EQ(stack->connections(), 2u);
 }
 
+TEST_F(TcpTimeWait, ConnectTakesOverOurTimeWaitWithTimestamps) {
+    // tcp_tw_reuse: a proxy that closed first reconnects from the same
+    // local port; its new ISS lies beyond the old sequence space.
+    Connection& c = time_wait(true);
+    const FourTuple t = c.tuple;
+    const uint32_t old_nxt = c.snd_nxt;
+    Connection* n = stack->connect(t, &rec, 2'000'000);
+    ASSERT_NE(n, nullptr);
+    EXPECT_EQ(n->state, TcpState::kSynSent);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).flags, kSyn);
+    EXPECT_EQ(out.seg(0).seq, old_nxt + 65537u);
+    EXPECT_EQ(stack->counters().time_wait_reused, 1u);
+    EXPECT_EQ(in_state(TcpState::kTimeWait), 0u);
+}
+
+TEST_F(TcpTimeWait, ConnectKeepsTimeWaitWithoutTimestamps) {
+    Connection& c = time_wait(false);
+    EXPECT_EQ(stack->connect(c.tuple, &rec, 2'000'000), nullptr);
+    EXPECT_EQ(c.state, TcpState::kTimeWait);
+    EXPECT_EQ(stack->counters().time_wait_reused, 0u);
+}
+
 TEST_F(TcpTimeWait, TimeWaitThatEndsLeavesTheRecycleQueue) {
     restart(small(2));
     Connection& a = time_wait(false, 40001, false, 0);
