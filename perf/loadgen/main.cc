@@ -63,7 +63,7 @@ void usage(FILE* out) {
                  "                        answer --response bytes (default: none)\n"
                  "  output:\n"
                  "    --json FILE         the summary (default stdout);  --quiet  no progress line\n"
-                 "    --wait-link S       wait for the port's link (default 10)\n"
+                 "    --wait-link S       wait for the link and the target's ARP reply (default 10)\n"
                  "    --linger S          after the load, wait for open connections (default 5)\n");
 }
 
@@ -329,9 +329,30 @@ int main(int argc, char** argv) {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    // Announce ourselves, so that the peer can answer before it asks.
-    dataplane::net::arp_request(rt.lcores[0], 0, rt.ports[0].ip);
-    dataplane::tx_flush(rt.lcores[0]);
+    // Announce ourselves, then wait until the target answers ARP: the
+    // server may still be coming up (a TAP moved into its namespace),
+    // and a SYN lost to that would add a retransmission to the figures.
+    {
+        dataplane::Lcore& lc0 = rt.lcores[0];
+        dataplane::net::arp_request(lc0, 0, rt.ports[0].ip);
+        const dataplane::PortInfo& pi = rt.ports[0];
+        const uint32_t mask = pi.prefix_len ? ~uint32_t{0} << (32 - pi.prefix_len) : 0;
+        const uint32_t hop = !o.target_ip || (o.target_ip & mask) == (pi.ip & mask) || !pi.gateway ? o.target_ip : pi.gateway;
+        uint64_t next_ask = 0;
+        while (hop && !lc0.arp.lookup(hop, rte_rdtsc())) {
+            if (std::chrono::steady_clock::now() > link_deadline) {
+                dataplane::log_as(kProgram, "%s does not answer ARP (is the server up?)",
+                                  config::ipv4_to_string(hop).c_str());
+                return 1;
+            }
+            if (rte_rdtsc() >= next_ask) {
+                dataplane::net::arp_request(lc0, 0, hop);
+                next_ask = rte_rdtsc() + rte_get_tsc_hz() / 10;
+            }
+            dataplane::run_once(lc0);
+        }
+        dataplane::tx_flush(lc0);
+    }
 
     struct sigaction sa{};
     sa.sa_handler = on_signal;
