@@ -74,6 +74,7 @@ class Transport {
     X(async_parked, "handshake steps parked by an asynchronous crypto operation")  \
     X(bytes_decrypted, "plaintext bytes received from TLS clients")                \
     X(bytes_encrypted, "plaintext bytes sent to TLS clients")                      \
+    X(records_encrypted, "application data records sent to TLS clients")          \
     X(bad_records, "connections closed for a bad record after the handshake")      \
     X(sessions_sent, "new and removed cache sessions sent to the other cores")     \
     X(sessions_received, "cache sessions added or removed for another core")       \

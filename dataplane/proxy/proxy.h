@@ -77,6 +77,11 @@ struct Session final : tcp::Handler {
     uint64_t first_try_us = 0;
     bool upstream_up = false;
     bool closing = false;  // proxy_half_close off: one side finished
+    // Dynamic TLS record sizing (Proxy::record_size): the one-segment
+    // records sent since the connection started or idled, and when the
+    // last record went.
+    uint32_t small_records = 0;
+    uint64_t last_record_us = 0;
     bool in_use = false;
     uint32_t next_free = 0;
 

@@ -343,6 +343,40 @@ bad=$(stat tls bad_records)
 full=$(stat tls handshakes_full)
 [ "${full:-0}" -ge 10000 ] && ok "terminusctl stats shows the TLS counters ($full full handshakes)" ||
     not_ok "terminusctl stats shows the TLS counters (got '$full')"
+
+# Record sizes: a 1 MB response to a client slower than the upstream (a
+# small receive window read at a steady pace, as a client across the
+# internet is) leaves in 16 KB records after the first few small ones, not
+# in one record per TCP segment received from the upstream (about 725).
+head -c 1048576 /dev/urandom > "$work/www/1m.bin"
+want1m=$(sha256sum "$work/www/1m.bin" | cut -d' ' -f1)
+r0=$(stat tls records_encrypted); b0=$(stat tls bytes_encrypted)
+got=$(in_ns timeout 60 python3 - "$certs/ca.crt" <<'PY'
+import hashlib, socket, ssl, sys, time
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+raw = socket.socket()
+raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+raw.connect(("198.18.0.2", 8443))
+s = ctx.wrap_socket(raw, server_hostname="example.com")
+s.sendall(b"GET /1m.bin HTTP/1.0\r\nHost: example.com\r\n\r\n")
+data = b""
+while True:
+    d = s.recv(16384)
+    if not d:
+        break
+    data += d
+    time.sleep(0.002)
+print(hashlib.sha256(data.partition(b"\r\n\r\n")[2]).hexdigest())
+PY
+)
+if [ "$got" = "$want1m" ] && wait_for 3 stat_ge tls bytes_encrypted $((b0 + 1048576)); then
+    records=$(($(stat tls records_encrypted) - r0)); bytes=$(($(stat tls bytes_encrypted) - b0))
+    [ "$records" -le 100 ] &&
+        ok "a 1 MB response to a slow reader leaves in $records records ($((bytes / records)) bytes on average)" ||
+        not_ok "a 1 MB response to a slow reader leaves in 16 KB records" "$records records for $bytes bytes"
+else
+    not_ok "a 1 MB response to a slow reader arrives whole" "got $got want $want1m"
+fi
 kill -TERM "$pid"
 if wait_for 20 bash -c "! kill -0 $pid"; then
     wait "$pid"; rc=$?; pid=
