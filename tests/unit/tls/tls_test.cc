@@ -587,6 +587,117 @@ TEST_F(Tls, RotatedKeysStillOpenTheLastTickets) {
     EXPECT_FALSE(resumes());  // two rotations later it is gone
 }
 
+// TLS 1.3 session tickets as a client counts them: one new session per
+// NewSessionTicket message (RFC 8446 4.6.1), the last one kept.
+int tickets_received = 0;
+SSL_SESSION* last_ticket = nullptr;
+int ticket_cb(SSL*, SSL_SESSION* sess) {
+    ++tickets_received;
+    SSL_SESSION_free(last_ticket);
+    last_ticket = sess;
+    return 1;  // the reference is ours
+}
+void count_tickets(Client& c) {
+    SSL_CTX_set_session_cache_mode(c.ctx.get(), SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(c.ctx.get(), ticket_cb);
+    tickets_received = 0;
+    SSL_SESSION_free(last_ticket);
+    last_ticket = nullptr;
+}
+// Moves what the client wrote to the server.
+void to_server(Client& c, Pipe& p) {
+    char buf[16384];
+    int n;
+    while ((n = BIO_read(c.wbio, buf, sizeof buf)) > 0) p.in.append(buf, static_cast<size_t>(n));
+}
+// Moves what the server wrote to the client.
+void to_client(Client& c, Pipe& p) {
+    BIO_write(c.rbio, p.out.data(), static_cast<int>(p.out.size()));
+    p.out.clear();
+}
+// The client reads what it was sent; returns the application bytes.
+std::string client_reads(Client& c) {
+    std::string got;
+    char buf[4096];
+    int n;
+    while ((n = SSL_read(c.ssl.get(), buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+    ERR_clear_error();
+    return got;
+}
+// Tickets a client gets from one handshake on SNI NAME, offering SESS
+// (may be null); the client reads everything the server sent.
+int tickets_from(CoreTls& core, const ListenGroup& g, const char* name, SSL_SESSION* sess = nullptr) {
+    Client c;
+    count_tickets(c);
+    c.start(name);
+    if (sess) SSL_set_session(c.ssl.get(), sess);
+    Handshake hs(c, core, g);
+    EXPECT_EQ(hs.status, Endpoint::Status::kDone);
+    EXPECT_EQ(SSL_session_reused(c.ssl.get()), sess ? 1 : 0);
+    client_reads(c);
+    // Freed without close_notify, the client would mark the session it
+    // was last given not resumable (ssl_clear_bad_session).
+    SSL_set_shutdown(c.ssl.get(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    return tickets_received;
+}
+
+TEST_F(Tls, Tls13TicketsLeaveWithTheLastHandshakeFlight) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Client c;
+    count_tickets(c);
+    c.start();
+    Pipe p;
+    Endpoint ep(*core0, groups[0], p);
+    ASSERT_EQ(SSL_do_handshake(c.ssl.get()), -1);  // ClientHello
+    to_server(c, p);
+    ASSERT_EQ(ep.handshake(), Endpoint::Status::kAgain);  // ServerHello ... Finished
+    to_client(c, p);
+    ASSERT_EQ(SSL_do_handshake(c.ssl.get()), 1);  // the client's Finished
+    to_server(c, p);
+    const int flushes = p.flushes;
+    ASSERT_EQ(ep.handshake(), Endpoint::Status::kDone);
+    // The step that ends the handshake sends the tickets and flushes them:
+    // they leave before any application data, however long the upstream
+    // takes to answer, so a client that reads one response and goes away
+    // has them.
+    EXPECT_FALSE(p.out.empty());
+    EXPECT_GT(p.flushes, flushes);
+    to_client(c, p);
+    EXPECT_EQ(client_reads(c), "");
+    EXPECT_EQ(tickets_received, 2);
+    // One request, one response, and the client leaves.
+    ASSERT_EQ(SSL_write(c.ssl.get(), "GET", 3), 3);
+    to_server(c, p);
+    char req[16];
+    ASSERT_EQ(ep.read(req, sizeof req), 3);
+    ASSERT_EQ(ep.write("200", 3), 3);
+    to_client(c, p);
+    EXPECT_EQ(client_reads(c), "200");
+    EXPECT_EQ(tickets_received, 2);
+    ASSERT_TRUE(last_ticket);
+    std::unique_ptr<SSL_SESSION, SessFree> sess(SSL_SESSION_dup(last_ticket));
+    // Its ticket resumes, on either core.
+    tickets_from(*core1, groups[0], "example.com", sess.get());
+    EXPECT_EQ(core1->counters.handshakes_resumed_ticket, 1u);
+}
+
+TEST_F(Tls, Tls13TicketsFromTheSessionCacheLeaveWithTheHandshakeToo) {
+    // ssl_session_tickets off: TLS 1.3 tickets name cached sessions.
+    load("server { listen 443 ssl; ssl_session_cache shared:SSL:1m; ssl_session_tickets off; " + pair("ecdsa") +
+         " proxy_pass b; }\n");
+    Client c;
+    count_tickets(c);
+    c.start();
+    Handshake hs(c, *core0, groups[0]);
+    ASSERT_EQ(hs.status, Endpoint::Status::kDone);
+    EXPECT_EQ(client_reads(c), "");  // before any data
+    EXPECT_EQ(tickets_received, 2);
+    ASSERT_TRUE(last_ticket);
+    std::unique_ptr<SSL_SESSION, SessFree> sess(SSL_SESSION_dup(last_ticket));
+    EXPECT_EQ(tickets_from(*core0, groups[0], "example.com", sess.get()), 1);
+    EXPECT_EQ(core0->counters.handshakes_resumed_cache, 1u);
+}
+
 // Stands in for an offloading provider: the first time the certificate
 // is chosen, the handshake's async job pauses, as it would while a QAT
 // request is in flight.
