@@ -164,6 +164,8 @@ int Endpoint::on_client_hello(int* alert) {
             SSL_set_client_CA_list(ssl_, SSL_dup_CA_list(cas));
         }
         SSL_set_security_level(ssl_, SSL_CTX_get_security_level(st->ctx));
+        // TLS 1.3 tickets per handshake ("ssl_conf_command NumTickets").
+        SSL_set_num_tickets(ssl_, SSL_CTX_get_num_tickets(st->ctx));
     }
     return SSL_CLIENT_HELLO_SUCCESS;
 }

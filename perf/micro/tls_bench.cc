@@ -9,11 +9,14 @@
 //   TLS 1.3 resumption: two X25519 (psk_dhe_ke).
 // Resumed handshakes resume from the session of one first full handshake
 // (TLS 1.2 by ticket and by session cache, TLS 1.3 by ticket), and every
-// benchmark checks Terminus's own counters: a handshake that was not what
+// benchmark checks Terminus's own counters and, for full TLS 1.3
+// handshakes, the tickets the client got: a handshake that was not what
 // its benchmark claims fails the benchmark.
 // BM_OpenSslHandshake times the same handshakes against a server written
 // with OpenSSL alone, the library's own cost under Terminus's;
 // BM_TlsVsOpenSsl alternates the two, for their ratio on a noisy machine.
+// BM_TlsTickets alternates full TLS 1.3 handshakes with two tickets and
+// with one ("ssl_conf_command NumTickets 1").
 // BM_TlsScaling runs ECDSA handshakes (client and server) on 1 and 2
 // threads, each with its own library contexts, to show that the cores do
 // not contend inside OpenSSL.
@@ -64,7 +67,7 @@ struct Pipe : tls::Transport {
 
 // What each benchmark claims, and what Terminus's counters must then
 // show for every iteration.
-enum Kind { kEcdsa13, kRsa13, kTicket13, kTicket12, kCache12 };
+enum Kind { kEcdsa13, kRsa13, kTicket13, kTicket12, kCache12, kEcdsa13OneTicket };
 
 const char* label(Kind k) {
     switch (k) {
@@ -73,15 +76,24 @@ const char* label(Kind k) {
         case kTicket13: return "TLS1.3 resumed (ticket)";
         case kTicket12: return "TLS1.2 resumed (ticket)";
         case kCache12: return "TLS1.2 resumed (session cache)";
+        case kEcdsa13OneTicket: return "TLS1.3 ECDSA-P256 X25519, one ticket";
     }
     return "?";
 }
 
 bool resumes(Kind k) { return k == kTicket13 || k == kTicket12 || k == kCache12; }
 
+// The TLS 1.3 tickets a full handshake of KIND must bring the client.
+uint64_t tickets_per_handshake(Kind k) {
+    if (k == kEcdsa13 || k == kRsa13) return 2;  // OpenSSL's default
+    return k == kEcdsa13OneTicket ? 1 : 0;
+}
+
 // The server's session settings for KIND, in nginx's words: tickets
-// (the default) or a shared cache with tickets off.
+// (the default, two per full TLS 1.3 handshake), one ticket, or a shared
+// cache with tickets off.
 std::string session_settings(Kind k) {
+    if (k == kEcdsa13OneTicket) return "ssl_conf_command NumTickets 1;";
     return k == kCache12 ? "ssl_session_cache shared:SSL:1m; ssl_session_tickets off;" : "";
 }
 
@@ -94,6 +106,8 @@ struct Client {
     SSL_CTX* ctx = nullptr;
     SSL_SESSION* session = nullptr;
     bool resume;  // keep the first handshake's session and offer it
+    bool count_tickets = false;  // read and count each handshake's tickets
+    uint64_t tickets = 0;
 
     explicit Client(Kind kind) : resume(resumes(kind)) {
         lib = OSSL_LIB_CTX_new();
@@ -102,6 +116,18 @@ struct Client {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
         SSL_CTX_set1_groups_list(ctx, "X25519:P-256");  // P-256: the ECDSA certificate's curve (TLS 1.2)
         if (kind == kTicket12 || kind == kCache12) SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+        // Each NewSessionTicket is a new client session (RFC 8446 4.6.1).
+        // Not for the resumed kinds: with a client cache OpenSSL makes a
+        // TLS 1.3 session single-use (RFC 8446 C.4), and those resume one
+        // session again and again.
+        if (tickets_per_handshake(kind) > 0) {
+            SSL_CTX_set_app_data(ctx, this);
+            SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+            SSL_CTX_sess_set_new_cb(ctx, [](SSL* ssl, SSL_SESSION*) {
+                ++static_cast<Client*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)))->tickets;
+                return 0;
+            });
+        }
     }
     ~Client() {
         SSL_SESSION_free(session);
@@ -135,14 +161,16 @@ struct ClientConn {
     ClientConn(const ClientConn&) = delete;
     ClientConn& operator=(const ClientConn&) = delete;
 
-    // The first handshake's session becomes the one to resume. TLS 1.3
-    // tickets follow the handshake: read them first.
-    void keep_session(Client& c) {
-        if (!c.resume || c.session) return;
+    // After the handshake: TLS 1.3 tickets follow it, read them when
+    // they are counted or wanted; the first handshake's session becomes
+    // the one to resume.
+    void finish(Client& c) {
+        const bool keep = c.resume && !c.session;
+        if (!keep && !c.count_tickets) return;
         char b[1];
         SSL_read(ssl, b, 1);
         ERR_clear_error();
-        c.session = SSL_get1_session(ssl);
+        if (keep) c.session = SSL_get1_session(ssl);
     }
 };
 
@@ -212,7 +240,7 @@ struct TerminusServer {
             p.out.clear();
             return st == tls::Endpoint::Status::kDone ? 1 : st == tls::Endpoint::Status::kAgain ? 0 : -1;
         });
-        if (done) c.keep_session(client);
+        if (done) c.finish(client);
         t0 = Clock::now();
         delete ep;
         ns += elapsed_ns(t0);
@@ -260,6 +288,7 @@ struct PlainServer {
         }
         SSL_CTX_set_options(ctx, options);
         SSL_CTX_set_timeout(ctx, 300);
+        if (kind == kEcdsa13OneTicket) SSL_CTX_set_num_tickets(ctx, 1);
     }
     ~PlainServer() {
         SSL_CTX_free(ctx);
@@ -294,7 +323,7 @@ struct PlainServer {
             server_done = rc == 1;
             return rc == 1 ? 1 : err == SSL_ERROR_WANT_READ ? 0 : -1;
         });
-        if (done) c.keep_session(client);
+        if (done) c.finish(client);
         *resumed = SSL_session_reused(s) == 1;
         t0 = Clock::now();
         // A clean close, as Terminus's Endpoint does before SSL_free, so
@@ -374,7 +403,8 @@ const Bound& bound() {
 double bound_us(Kind kind) {
     const Bound& b = bound();
     switch (kind) {
-        case kEcdsa13: return b.p256_sign_us + 2 * b.x25519_us;
+        case kEcdsa13:
+        case kEcdsa13OneTicket: return b.p256_sign_us + 2 * b.x25519_us;
         case kRsa13: return b.rsa2048_sign_us + 2 * b.x25519_us;
         case kTicket13: return 2 * b.x25519_us;  // psk_dhe_ke: a fresh X25519 exchange, no signature
         default: return 0;
@@ -422,6 +452,16 @@ bool resumed_as(benchmark::State& state, Kind kind, uint64_t resumed, uint64_t n
     return false;
 }
 
+// Whether the client got the TLS 1.3 tickets KIND claims for N full
+// handshakes (TICKETS: counted over them); resumptions claim none.
+bool ticketed_as(benchmark::State& state, Kind kind, uint64_t tickets, uint64_t n, const char* server) {
+    if (tickets_per_handshake(kind) == 0 || tickets == n * tickets_per_handshake(kind)) return true;
+    const std::string why = std::string(server) + ": " + std::to_string(tickets) + " tickets for " +
+                            std::to_string(n) + " handshakes";
+    state.SkipWithError(why.c_str());
+    return false;
+}
+
 // Terminus's server path; each handshake must be what KIND says, as
 // Terminus itself counted it.
 void BM_TlsHandshake(benchmark::State& state) {
@@ -435,15 +475,17 @@ void BM_TlsHandshake(benchmark::State& state) {
         return;
     }
     server_ns = 0;
+    client.count_tickets = tickets_per_handshake(kind) > 0;
+    const uint64_t tickets = client.tickets;
     const tls::TlsCounters before = server.core->counters;
     for (auto _ : state) failed += !server.handshake(client, &server_ns);
-    if (!counted_as(state, kind, before, server.core->counters, static_cast<uint64_t>(state.iterations()), failed)) {
-        return;
-    }
+    const uint64_t n = static_cast<uint64_t>(state.iterations());
+    if (!counted_as(state, kind, before, server.core->counters, n, failed)) return;
+    if (!ticketed_as(state, kind, client.tickets - tickets, n, "Terminus")) return;
     report(state, kind, server_ns, failed);
 }
 BENCHMARK(BM_TlsHandshake)
-    ->Arg(kEcdsa13)->Arg(kRsa13)->Arg(kTicket13)->Arg(kTicket12)->Arg(kCache12)
+    ->Arg(kEcdsa13)->Arg(kRsa13)->Arg(kTicket13)->Arg(kTicket12)->Arg(kCache12)->Arg(kEcdsa13OneTicket)
     ->Unit(benchmark::kMicrosecond);
 
 // The same handshakes against OpenSSL alone (PlainServer): what the
@@ -460,15 +502,19 @@ void BM_OpenSslHandshake(benchmark::State& state) {
         return;
     }
     server_ns = 0;
+    client.count_tickets = tickets_per_handshake(kind) > 0;
+    const uint64_t tickets = client.tickets;
     for (auto _ : state) {
         failed += !server.handshake(client, &server_ns, &r);
         resumed += r;
     }
-    if (!resumed_as(state, kind, resumed, static_cast<uint64_t>(state.iterations()), failed)) return;
+    const uint64_t n = static_cast<uint64_t>(state.iterations());
+    if (!resumed_as(state, kind, resumed, n, failed)) return;
+    if (!ticketed_as(state, kind, client.tickets - tickets, n, "OpenSSL")) return;
     report(state, kind, server_ns, failed);
 }
 BENCHMARK(BM_OpenSslHandshake)
-    ->Arg(kEcdsa13)->Arg(kRsa13)->Arg(kTicket13)->Arg(kTicket12)->Arg(kCache12)
+    ->Arg(kEcdsa13)->Arg(kRsa13)->Arg(kTicket13)->Arg(kTicket12)->Arg(kCache12)->Arg(kEcdsa13OneTicket)
     ->Unit(benchmark::kMicrosecond);
 
 // Terminus and plain OpenSSL side by side: each iteration one handshake
@@ -486,6 +532,8 @@ void BM_TlsVsOpenSsl(benchmark::State& state) {
         return;
     }
     t_ns = p_ns = 0;
+    tc.count_tickets = pc.count_tickets = tickets_per_handshake(kind) > 0;
+    const uint64_t t_tickets = tc.tickets, p_tickets = pc.tickets;
     const tls::TlsCounters before = terminus.core->counters;
     for (auto _ : state) {
         failed += !terminus.handshake(tc, &t_ns);
@@ -495,6 +543,10 @@ void BM_TlsVsOpenSsl(benchmark::State& state) {
     const uint64_t n = static_cast<uint64_t>(state.iterations());
     if (!counted_as(state, kind, before, terminus.core->counters, n, failed)) return;
     if (!resumed_as(state, kind, resumed, n, p_failed)) return;
+    if (!ticketed_as(state, kind, tc.tickets - t_tickets, n, "Terminus") ||
+        !ticketed_as(state, kind, pc.tickets - p_tickets, n, "OpenSSL")) {
+        return;
+    }
     const double t_us = static_cast<double>(t_ns) / 1000.0 / static_cast<double>(n);
     const double p_us = static_cast<double>(p_ns) / 1000.0 / static_cast<double>(n);
     state.counters["terminus_us"] = t_us;
@@ -503,8 +555,37 @@ void BM_TlsVsOpenSsl(benchmark::State& state) {
     state.SetLabel(label(kind));
 }
 BENCHMARK(BM_TlsVsOpenSsl)
-    ->Arg(kEcdsa13)->Arg(kRsa13)->Arg(kTicket13)->Arg(kTicket12)->Arg(kCache12)
+    ->Arg(kEcdsa13)->Arg(kRsa13)->Arg(kTicket13)->Arg(kTicket12)->Arg(kCache12)->Arg(kEcdsa13OneTicket)
     ->Unit(benchmark::kMicrosecond);
+
+// What the second TLS 1.3 ticket of a full handshake costs the server:
+// Terminus with OpenSSL's default two and with "ssl_conf_command
+// NumTickets 1", alternately, as BM_TlsVsOpenSsl does.
+void BM_TlsTickets(benchmark::State& state) {
+    TerminusServer two(kEcdsa13), one(kEcdsa13OneTicket);
+    Client c2(kEcdsa13), c1(kEcdsa13OneTicket);
+    c2.count_tickets = c1.count_tickets = true;
+    uint64_t two_ns = 0, one_ns = 0, failed = 0;
+    const tls::TlsCounters before2 = two.core->counters, before1 = one.core->counters;
+    for (auto _ : state) {
+        failed += !two.handshake(c2, &two_ns);
+        failed += !one.handshake(c1, &one_ns);
+    }
+    const uint64_t n = static_cast<uint64_t>(state.iterations());
+    if (!counted_as(state, kEcdsa13, before2, two.core->counters, n, failed) ||
+        !counted_as(state, kEcdsa13OneTicket, before1, one.core->counters, n, failed) ||
+        !ticketed_as(state, kEcdsa13, c2.tickets, n, "two tickets") ||
+        !ticketed_as(state, kEcdsa13OneTicket, c1.tickets, n, "one ticket")) {
+        return;
+    }
+    const double two_us = static_cast<double>(two_ns) / 1000.0 / static_cast<double>(n);
+    const double one_us = static_cast<double>(one_ns) / 1000.0 / static_cast<double>(n);
+    state.counters["two_tickets_us"] = two_us;
+    state.counters["one_ticket_us"] = one_us;
+    state.counters["saved_us"] = two_us - one_us;
+    state.SetLabel("TLS1.3 ECDSA-P256 X25519, full");
+}
+BENCHMARK(BM_TlsTickets)->Unit(benchmark::kMicrosecond);
 
 // Client and server handshakes per second on 1 and 2 threads.
 void BM_TlsScaling(benchmark::State& state) {

@@ -698,6 +698,33 @@ TEST_F(Tls, Tls13TicketsFromTheSessionCacheLeaveWithTheHandshakeToo) {
     EXPECT_EQ(core0->counters.handshakes_resumed_cache, 1u);
 }
 
+TEST_F(Tls, NumTicketsConfCommandSetsTheTicketsPerHandshake) {
+    // OpenSSL sends two TLS 1.3 tickets after a full handshake;
+    // "ssl_conf_command NumTickets N" makes it N.
+    load("server { listen 443 ssl; server_name two.example.com; " + pair("ecdsa") + " proxy_pass b; }\n"
+         "server { listen 443 ssl; server_name one.example.com; ssl_conf_command NumTickets 1; " + pair("ecdsa") +
+         " proxy_pass b; }\n"
+         "server { listen 443 ssl; server_name none.example.com; ssl_conf_command NumTickets 0; " + pair("ecdsa") +
+         " proxy_pass b; }\n"
+         "server { listen 8443 ssl; ssl_conf_command NumTickets 1; " + pair("ecdsa") + " proxy_pass b; }\n");
+    ASSERT_EQ(groups.size(), 2u);
+    for (CoreTls* core : {core0.get(), core1.get()}) {
+        EXPECT_EQ(tickets_from(*core, groups[1], "example.com"), 1);
+        // The server block SNI picks decides, not the listen's default.
+        EXPECT_EQ(tickets_from(*core, groups[0], "two.example.com"), 2);
+        EXPECT_EQ(tickets_from(*core, groups[0], "one.example.com"), 1);
+        EXPECT_EQ(tickets_from(*core, groups[0], "none.example.com"), 0);
+    }
+    // A resumption from a ticket gets none: OpenSSL issues a new ticket
+    // on a TLS 1.3 resumption only when the ticket key callback asks for
+    // renewal (a key that no longer encrypts), or for a cached session.
+    tickets_from(*core0, groups[0], "one.example.com");
+    ASSERT_TRUE(last_ticket);
+    std::unique_ptr<SSL_SESSION, SessFree> sess(SSL_SESSION_dup(last_ticket));
+    EXPECT_EQ(tickets_from(*core0, groups[0], "one.example.com", sess.get()), 0);
+    EXPECT_EQ(core0->counters.handshakes_resumed_ticket, 1u);
+}
+
 // Stands in for an offloading provider: the first time the certificate
 // is chosen, the handshake's async job pauses, as it would while a QAT
 // request is in flight.
