@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The benchmark harness end to end, in seconds: perf/macro/run --smoke runs
+# every workload against terminusd (terminus-loadgen over net_memif),
+# nginx and HAProxy (over the loadgen's TAP, in a namespace) and writes
+# its JSON, Markdown and charts. No figure is asserted: only that each
+# run did what it claims (the harness fails a resumed run that did not
+# resume, or one where connections failed) and that the output is whole.
+# Needs root.   usage: macro_smoke_test.sh BUILD_DIR SOURCE_ROOT
+set -uo pipefail
+build=$1
+src=$2
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/tap_lib.sh"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+if ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null; then
+    not_ok "nginx and haproxy are installed (scripts/install-deps)"
+    echo "1..$n"; exit 1
+fi
+if "$src/perf/macro/run" --smoke --no-build --build-dir "$build" --out "$out" >"$out/stdout" 2>"$out/stderr"; then
+    ok "perf/macro/run --smoke ($(grep -c 'macro: rep' "$out/stderr") runs)"
+else
+    not_ok "perf/macro/run --smoke" "$(tail -30 "$out/stderr")"
+fi
+check "latest.json has every workload for every system" /usr/bin/python3 -c "
+import json, sys
+d = json.load(open('$out/latest.json'))
+want = ['full_tls13_ecdsa', 'full_tls13_rsa', 'full_tls12_ecdsa', 'resumed_tls13_ticket', 'resumed_tls12_cache',
+        'resumed_tls12_ticket', 'bulk_download', 'bulk_upload', 'idle_tls', 'plain_tcp']
+for w in want:
+    for s in ('terminus', 'nginx', 'haproxy'):
+        r = d['summary'][w][s]
+        assert r['reps'] == 1 and r['rate'] > 0, (w, s, r)
+        assert (r['memory_per_connection'] if w == 'idle_tls' else r['cpu_per_unit_us']) is not None, (w, s)
+    for run in d['runs'][w]['terminus']:
+        if w.startswith('resumed'):
+            assert run['handshakes_resumed'] >= 0.95 * (run['handshakes_full'] + run['handshakes_resumed']), run
+assert d['machine']['openssl_speed']['ecdsa_p256_sign_us'] > 0
+print(len(want), 'workloads x 3 systems')
+"
+check "latest.md has the table" grep -q "| plain_tcp | connection |" "$out/latest.md"
+for png in rate cpu latency; do
+    check "$png.png is a PNG" bash -c "head -c 8 '$out/$png.png' | od -An -c | grep -q 'P   N   G'"
+done
+echo "1..$n"
+[ "$fails" -eq 0 ]
