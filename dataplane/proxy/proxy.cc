@@ -29,6 +29,7 @@ void Session::reset() {
     closing = false;
     small_records = 0;
     last_record_us = 0;
+    deferred = false;
 }
 
 Proxy::Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stack& stack, unsigned core,
@@ -44,6 +45,7 @@ Proxy::Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stac
       free_head_(max_sessions ? 0 : kNoSession) {
     tls_ = tls;
     parked_.reserve(max_sessions);
+    deferred_.reserve(max_sessions);
     for (unsigned i = 0; i < max_sessions; ++i) {
         sessions_[i].next_free = i + 1 < max_sessions ? i + 1 : kNoSession;
     }
@@ -280,6 +282,19 @@ bool Proxy::poll() {
     // and still parked is not progress, one that moved on (or a session
     // that went away) is.
     bool progress = tls_ && tls_->poll();
+    // Short records held back during the rx burst leave now, with what
+    // the rest of the burst added to them.
+    if (!deferred_.empty()) {
+        flushing_ = true;
+        for (uint32_t i : deferred_) {
+            Session& s = sessions_[i];
+            s.deferred = false;
+            if (s.in_use && s.tls && s.client && s.upstream && s.upstream_up) relay_encrypt(s, *s.upstream);
+        }
+        deferred_.clear();
+        flushing_ = false;
+        progress = true;
+    }
     if (parked_.empty()) return progress;
     size_t keep = 0;
     const size_t n = parked_.size();
@@ -409,6 +424,15 @@ void Proxy::relay_encrypt(Session& s, tcp::Connection& from) {
             // still wait; one that would leave at once goes (no latency
             // added). An upstream that finished sends nothing more.
             if (want < target && !from.fin_received && would_wait(to, want)) break;
+            // Inside the rx burst, a short record waits for the burst's
+            // end (poll()): the next frames of the burst may fill it.
+            if (want < target && !from.fin_received && !flushing_) {
+                if (!s.deferred) {
+                    s.deferred = true;
+                    deferred_.push_back(static_cast<uint32_t>(&s - sessions_.get()));
+                }
+                break;
+            }
             const uint32_t room = s.tls->write_room();
             if (room == 0) break;
             // While what is in flight will be acknowledged (on_writable

@@ -82,6 +82,7 @@ struct Session final : tcp::Handler {
     // last record went.
     uint32_t small_records = 0;
     uint64_t last_record_us = 0;
+    bool deferred = false;  // in Proxy::deferred_
     bool in_use = false;
     uint32_t next_free = 0;
 
@@ -143,7 +144,13 @@ class Proxy final : public Application {
     tls::CoreTls* tls_ = nullptr;
     std::vector<std::unique_ptr<ServerListener>> listeners_;
     std::vector<std::unique_ptr<PortListener>> ports_;
-    std::vector<uint32_t> parked_;  // sessions whose handshake waits on async crypto
+    std::vector<uint32_t> parked_;    // sessions whose handshake waits on async crypto
+    // Sessions whose upstream bytes make less than a full record: they are
+    // encrypted by poll(), after the rx burst (which may bring more) and
+    // before tx, so that a burst of segments becomes one record, not one
+    // record per segment, and no latency is added.
+    std::vector<uint32_t> deferred_;
+    bool flushing_ = false;           // poll() is writing the deferred records
     uint64_t log_window_us_ = 0;    // failure logs: at most kLogBurst per second
     unsigned logged_ = 0;
     uint64_t log_suppressed_ = 0;
