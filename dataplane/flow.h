@@ -22,4 +22,19 @@ inline unsigned flow_owner(const tcp::FourTuple& t, unsigned n_cores) {
     return static_cast<unsigned>(x % n_cores);
 }
 
+// The next local port from NEXT on, within [LO, HI] and wrapping, whose
+// flow LOCAL_IP:port -> REMOTE_IP:REMOTE_PORT this core owns, so that the
+// replies come back to it (Seastar's tcp::connect does the same); 0 when
+// none is left. NEXT moves past the port returned.
+inline uint16_t pick_local_port(uint16_t& next, uint16_t lo, uint16_t hi, uint32_t local_ip,
+                                uint32_t remote_ip, uint16_t remote_port, unsigned core, unsigned n_cores) {
+    for (unsigned tries = 0; tries <= static_cast<unsigned>(hi - lo); ++tries) {
+        if (next < lo || next > hi) next = lo;
+        const uint16_t p = next;
+        next = p == hi ? lo : static_cast<uint16_t>(p + 1);
+        if (flow_owner(tcp::FourTuple{local_ip, remote_ip, p, remote_port}, n_cores) == core) return p;
+    }
+    return 0;
+}
+
 }  // namespace terminus::dataplane

@@ -59,11 +59,7 @@ uint32_t ClientEndpoint::pending_write() const { return records_ ? records_->pen
 
 void ClientEndpoint::shutdown() {
     if (!ssl_ || !done_) return;
-    ERR_clear_error();
-    transport_.cork();
-    SSL_shutdown(ssl_);
-    transport_.flush();
-    ERR_clear_error();
+    send_close_notify(ssl_, transport_);
     // We do not wait for the server's close_notify; the session stays
     // resumable all the same.
     SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);

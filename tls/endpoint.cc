@@ -315,13 +315,16 @@ uint32_t Endpoint::write_room() const { return records_ ? records_->write_room()
 
 uint32_t Endpoint::pending_write() const { return records_ ? records_->pending_write() : 0; }
 
+void send_close_notify(SSL* ssl, Transport& t) {
+    ERR_clear_error();
+    t.cork();
+    SSL_shutdown(ssl);  // our close_notify; we do not wait for theirs
+    t.flush();
+    ERR_clear_error();
+}
+
 void Endpoint::shutdown() {
-    if (!ssl_ || !done_) return;
-    ERR_clear_error();
-    transport_.cork();
-    SSL_shutdown(ssl_);  // our close_notify; we do not wait for theirs
-    transport_.flush();
-    ERR_clear_error();
+    if (ssl_ && done_) send_close_notify(ssl_, transport_);
 }
 
 }  // namespace terminus::tls

@@ -18,6 +18,10 @@ int ticket_key_cb(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_C
 // Our BIO over a Transport.
 BIO* new_transport_bio(Transport& t);
 
+// Sends our close_notify over T now (best effort; nothing waits for the
+// peer's).
+void send_close_notify(SSL* ssl, Transport& t);
+
 // Records through OpenSSL's own record layer over SSL (after its handshake).
 std::unique_ptr<RecordLayer> make_openssl_records(SSL* ssl, Transport& t);
 

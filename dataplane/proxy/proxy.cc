@@ -161,16 +161,8 @@ tcp::Handler* PortListener::accept(tcp::Connection& c) {
 }
 
 uint16_t Proxy::pick_local_port(uint32_t remote_ip, uint16_t remote_port) {
-    // An ephemeral port whose flow hash brings the replies back to this
-    // core (Seastar's tcp::connect does the same).
-    for (unsigned tries = 0; tries < 65536; ++tries) {
-        uint16_t p = next_port_++;
-        if (next_port_ < 32768 || next_port_ > 60999) next_port_ = 32768;
-        if (p < 32768 || p > 60999) continue;
-        tcp::FourTuple t{local_ip_, remote_ip, p, remote_port};
-        if (flow_owner(t, n_cores_) == core_) return p;
-    }
-    return 0;
+    // Linux's default ephemeral range.
+    return dataplane::pick_local_port(next_port_, 32768, 60999, local_ip_, remote_ip, remote_port, core_, n_cores_);
 }
 
 namespace {

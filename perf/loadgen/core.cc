@@ -91,15 +91,8 @@ bool Core::init_tls(std::string& why) {
 }
 
 uint16_t Core::pick_port() {
-    // An ephemeral port whose flow hash brings the replies to this core.
-    for (unsigned tries = 0; tries < 65536; ++tries) {
-        const uint16_t p = next_port_;
-        next_port_ = static_cast<uint16_t>(next_port_ == 65535 ? 1024 : next_port_ + 1);
-        if (p < 1024) continue;
-        const tcp::FourTuple t{local_ip_, o_.target_ip, p, o_.target_port};
-        if (dataplane::flow_owner(t, lc_.n_cores) == lc_.index) return p;
-    }
-    return 0;
+    return dataplane::pick_local_port(next_port_, 1024, 65535, local_ip_, o_.target_ip, o_.target_port, lc_.index,
+                                      lc_.n_cores);
 }
 
 bool Core::start_one() {
