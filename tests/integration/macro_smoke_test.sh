@@ -43,5 +43,26 @@ check "latest.md has the table" grep -q "| plain_tcp | connection |" "$out/lates
 for png in rate cpu latency; do
     check "$png.png is a PNG" bash -c "head -c 8 '$out/$png.png' | od -An -c | grep -q 'P   N   G'"
 done
+# The checks can fail: a "resumed" run that resumed nothing, a run with
+# failed connections, a full-handshake run that resumed.
+check "the harness refuses runs that did not do what they claim" /usr/bin/python3 -c "
+import importlib.machinery, importlib.util
+loader = importlib.machinery.SourceFileLoader('macro', '$src/perf/macro/run')
+spec = importlib.util.spec_from_loader('macro', loader)
+m = importlib.util.module_from_spec(spec); loader.exec_module(m)
+counts = dict(completed=100, failed_connect=0, failed_tls=0, failed_reset=0, bytes_sent=0, bytes_received=0)
+def run(full, resumed, **kw):
+    return {'loadgen': {'counts': dict(counts, **kw)}, 'handshakes_full': full, 'handshakes_resumed': resumed}
+bad = [('resumed_tls13_ticket', 'resumed', run(100, 0)), ('full_tls13_ecdsa', 'full', run(50, 50)),
+       ('plain_tcp', 'plain', run(0, 0, failed_reset=10)), ('bulk_download', 'bytes', run(0, 0))]
+for w, kind, r in bad:
+    try:
+        m.check(w, kind, 'terminus', r)
+    except RuntimeError:
+        continue
+    raise SystemExit(f'{w}: accepted')
+m.check('resumed_tls13_ticket', 'resumed', 'terminus', run(2, 98))
+print(len(bad), 'bad runs refused, a good one accepted')
+"
 echo "1..$n"
 [ "$fails" -eq 0 ]
