@@ -72,34 +72,39 @@ void handle_frame(Lcore& lc, unsigned port, rte_mbuf* m, bool from_core) {
     }
 }
 
-void LcoreOutput::send(rte_mbuf* m, uint32_t remote_ip) {
+unsigned route(const Lcore& lc, uint32_t ip, uint32_t& next_hop) {
     // The port whose subnet holds the address, else the first port with a
     // gateway (one routing rule per port is all the dataplane has).
     unsigned port = 0;
-    uint32_t next_hop = 0;
-    for (unsigned p = 0; p < lc_.n_ports; ++p) {
-        const PortInfo& pi = lc_.ports[p];
+    next_hop = 0;
+    for (unsigned p = 0; p < lc.n_ports; ++p) {
+        const PortInfo& pi = lc.ports[p];
         const uint32_t mask = pi.prefix_len ? ~uint32_t{0} << (32 - pi.prefix_len) : 0;
-        if ((remote_ip & mask) == (pi.ip & mask)) {
-            port = p;
-            next_hop = remote_ip;
-            break;
+        if ((ip & mask) == (pi.ip & mask)) {
+            next_hop = ip;
+            return p;
         }
         if (!next_hop && pi.gateway) {
             port = p;
             next_hop = pi.gateway;
         }
     }
-    if (!next_hop) next_hop = remote_ip;  // no gateway: try the link
+    if (!next_hop) next_hop = ip;  // no gateway: try the link
+    return port;
+}
+
+void LcoreOutput::send(rte_mbuf* m, uint32_t remote_ip) {
+    uint32_t next_hop = 0;
+    const unsigned port = route(lc_, remote_ip, next_hop);
     const PortInfo& pi = lc_.ports[port];
     auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
     eth->src_addr = pi.mac;
-    if (const rte_ether_addr* mac = lc_.arp.lookup(next_hop, rte_rdtsc())) {
+    if (const rte_ether_addr* mac = lc_.arp.lookup(next_hop, lc_.now_tsc)) {
         eth->dst_addr = *mac;
         tx_enqueue(lc_, port, m);
         return;
     }
-    switch (lc_.arp.enqueue(next_hop, m, rte_rdtsc())) {
+    switch (lc_.arp.enqueue(next_hop, m, lc_.now_tsc)) {
         case net::ArpTable::Queued::kSendRequest:
             net::arp_request(lc_, port, next_hop);
             break;
@@ -157,7 +162,7 @@ bool poll_timers(Lcore& lc, void*) { return lc.tcp->poll(lc.now_us); }
 
 // ARP expiry and the statistics segment, ten times a second.
 bool poll_housekeeping(Lcore& lc, void*) {
-    const uint64_t now = rte_rdtsc();
+    const uint64_t now = lc.now_tsc;
     if (now < lc.next_housekeeping) return false;
     lc.next_housekeeping = now + lc.tsc_hz / 10;
     net::arp_timer(lc, now);
@@ -186,13 +191,15 @@ void add_default_pollers(Lcore& lc) {
     add_poller(lc, {"rx", poll_rx, nullptr, S::kInput});
     if (lc.n_cores > 1) add_poller(lc, {"rings", poll_rings, nullptr, S::kInput});
     if (lc.tcp) add_poller(lc, {"timers", poll_timers, nullptr, S::kInput});
-    lc.next_housekeeping = rte_rdtsc() + lc.tsc_hz / 10;
+    lc.now_tsc = rte_rdtsc();
+    lc.next_housekeeping = lc.now_tsc + lc.tsc_hz / 10;
     add_poller(lc, {"housekeeping", poll_housekeeping, nullptr, S::kOutput});
     add_poller(lc, {"tx", poll_tx, nullptr, S::kOutput});
 }
 
 bool run_once(Lcore& lc) {
     const uint64_t start = rte_rdtsc();
+    lc.now_tsc = start;
     lc.now_us = start / (lc.tsc_hz / 1'000'000);
     if (lc.app) lc.app->set_now(lc.now_us);
     bool work = false;

@@ -65,7 +65,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) Lcore {
     std::array<TxQueue, kMaxPorts> tx{};
     net::ArpTable arp;
     net::NetCounters counters;
-    uint64_t now_us = 0;  // this loop iteration's clock
+    uint64_t now_us = 0;   // this loop iteration's clock
+    uint64_t now_tsc = 0;  // the same, in TSC cycles
     tcp::Stack* tcp = nullptr;
     Application* app = nullptr;
     proxy::Proxy* proxy = nullptr;  // terminusd's application, for its statistics
@@ -95,6 +96,10 @@ class LcoreOutput final : public tcp::Output {
   private:
     Lcore& lc_;
 };
+
+// The port that reaches IP and the next hop on it (IP itself, or the
+// port's gateway).
+unsigned route(const Lcore& lc, uint32_t ip, uint32_t& next_hop);
 
 // Queues PKT for transmission on PORT; sends the burst when it is full.
 void tx_enqueue(Lcore& lc, unsigned port, rte_mbuf* pkt);

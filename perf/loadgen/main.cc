@@ -335,9 +335,8 @@ int main(int argc, char** argv) {
     {
         dataplane::Lcore& lc0 = rt.lcores[0];
         dataplane::net::arp_request(lc0, 0, rt.ports[0].ip);
-        const dataplane::PortInfo& pi = rt.ports[0];
-        const uint32_t mask = pi.prefix_len ? ~uint32_t{0} << (32 - pi.prefix_len) : 0;
-        const uint32_t hop = !o.target_ip || (o.target_ip & mask) == (pi.ip & mask) || !pi.gateway ? o.target_ip : pi.gateway;
+        uint32_t hop = 0;
+        const unsigned port = o.target_ip ? dataplane::route(lc0, o.target_ip, hop) : 0;
         uint64_t next_ask = 0;
         while (hop && !lc0.arp.lookup(hop, rte_rdtsc())) {
             if (std::chrono::steady_clock::now() > link_deadline) {
@@ -346,7 +345,7 @@ int main(int argc, char** argv) {
                 return 1;
             }
             if (rte_rdtsc() >= next_ask) {
-                dataplane::net::arp_request(lc0, 0, hop);
+                dataplane::net::arp_request(lc0, port, hop);
                 next_ask = rte_rdtsc() + rte_get_tsc_hz() / 10;
             }
             dataplane::run_once(lc0);
