@@ -3,8 +3,6 @@
 // io_handle_bio.cc and HAProxy's ha_ssl_read/ha_ssl_write do).
 #include <openssl/bio.h>
 
-#include <mutex>
-
 #include "tls/tls_private.h"
 
 namespace terminus::tls {
@@ -39,6 +37,8 @@ long bio_ctrl(BIO* b, int cmd, long, void*) {
     auto* t = static_cast<Transport*>(BIO_get_data(b));
     switch (cmd) {
         case BIO_CTRL_FLUSH:
+            // After each flight and each alert (ssl3_dispatch_alert), also
+            // those SSL_read writes: corked bytes go now.
             t->flush();
             return 1;
         case BIO_CTRL_EOF:

@@ -1,6 +1,6 @@
 // One client-side TLS connection over a Transport: the same BIO, the same
-// handshake mapping of SSL_get_error and the same record layer as the
-// server side (endpoint.cc).
+// handshake mapping of SSL_get_error, the same failure classes and the
+// same record layer as the server side (endpoint.cc).
 #include <openssl/err.h>
 
 #include "tls/tls_private.h"
@@ -23,7 +23,10 @@ ClientEndpoint::~ClientEndpoint() {
 }
 
 ClientEndpoint::Status ClientEndpoint::handshake() {
-    if (failed_ || !ssl_) return Status::kFailed;
+    if (failed_ || !ssl_) {
+        if (!ssl_) failure_ = Failure::k_internal;
+        return Status::kFailed;
+    }
     if (done_) return Status::kDone;
     ERR_clear_error();
     transport_.cork();
@@ -41,7 +44,7 @@ ClientEndpoint::Status ClientEndpoint::handshake() {
         case SSL_ERROR_WANT_ASYNC_JOB:
             return Status::kAgain;
         default:
-            ERR_clear_error();
+            failure_ = classify_failure(err, transport_.eof(), error_);
             failed_ = true;
             return Status::kFailed;
     }
@@ -49,9 +52,13 @@ ClientEndpoint::Status ClientEndpoint::handshake() {
 
 bool ClientEndpoint::resumed() const { return ssl_ && done_ && SSL_session_reused(ssl_); }
 
-int ClientEndpoint::read(void* dst, uint32_t len) { return records_ ? records_->read(dst, len) : -2; }
+int ClientEndpoint::read(void* dst, uint32_t len) {
+    return records_ ? records_->read(dst, len) : RecordLayer::kFailed;
+}
 
-int ClientEndpoint::write(const void* src, uint32_t len) { return records_ ? records_->write(src, len) : -2; }
+int ClientEndpoint::write(const void* src, uint32_t len) {
+    return records_ ? records_->write(src, len) : RecordLayer::kFailed;
+}
 
 uint32_t ClientEndpoint::write_room() const { return records_ ? records_->write_room() : 0; }
 

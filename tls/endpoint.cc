@@ -18,22 +18,43 @@ class OpenSslRecords final : public RecordLayer {
     OpenSslRecords(SSL* ssl, Transport& t) : ssl_(ssl), t_(t) {}
 
     int read(void* dst, uint32_t len) override {
+        if (broken_) return RecordLayer::kAlerted;
         ERR_clear_error();
         size_t n = 0;
-        if (SSL_read_ex(ssl_, dst, len, &n) == 1) return static_cast<int>(n);
-        switch (SSL_get_error(ssl_, 0)) {
+        const int ok = SSL_read_ex(ssl_, dst, len, &n);
+        const int err = ok == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, 0);
+        if (err == SSL_ERROR_NONE || err == SSL_ERROR_WANT_READ) answer_key_update();
+        switch (err) {
+            case SSL_ERROR_NONE:
+                return static_cast<int>(n);
             case SSL_ERROR_WANT_READ:
             case SSL_ERROR_WANT_WRITE:
             case SSL_ERROR_WANT_ASYNC:
                 return 0;
             case SSL_ERROR_ZERO_RETURN:
-                return -1;  // close_notify
+                return RecordLayer::kPeerClosed;  // close_notify, or EOF (SSL_OP_IGNORE_UNEXPECTED_EOF)
             case SSL_ERROR_SYSCALL:
                 ERR_clear_error();
-                return t_.eof() ? -1 : -2;
-            default:
-                ERR_clear_error();
-                return -2;
+                return t_.eof() ? RecordLayer::kPeerClosed : RecordLayer::kFailed;
+            default: {
+                // An EOF inside a record, where the caller's context does
+                // not ignore it (a client's): the peer finished all the same.
+                const unsigned long e = drain_errors();
+                if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+                    return RecordLayer::kPeerClosed;
+                }
+                // A record that does not decrypt, a message not allowed
+                // now, a KeyUpdate of an unknown type, or the peer's own
+                // fatal alert: OpenSSL wrote its alert (SSLfatal) through
+                // the BIO and flushed it (BIO_flush), unless the transport
+                // had no room or a record of ours was still half written.
+                // The connection is over either way. The flush here keeps
+                // a corked transport from holding the alert whatever
+                // OpenSSL does.
+                broken_ = true;
+                t_.flush();
+                return RecordLayer::kAlerted;
+            }
         }
     }
 
@@ -58,7 +79,7 @@ class OpenSslRecords final : public RecordLayer {
                 return 0;
             default:
                 ERR_clear_error();
-                return -2;
+                return RecordLayer::kFailed;
         }
     }
 
@@ -74,9 +95,31 @@ class OpenSslRecords final : public RecordLayer {
     }
 
   private:
+    // A TLS 1.3 KeyUpdate that requested ours (RFC 8446 4.6.3) is only
+    // queued by OpenSSL 3.0 (SSL_get_key_update_type() says which type
+    // it will send) and written by the next SSL_write: SSL_do_handshake
+    // alone does not enter the state machine for it. A peer that asked
+    // and then only listens (an upstream that has nothing to say, a
+    // client waiting for its response) would wait for ever, and a strict
+    // one gives up. SSL_key_update with the type queued marks the machine
+    // in init, and SSL_do_handshake writes the message now. While a record
+    // of ours is half written SSL_key_update would refuse: the SSL_write
+    // that finishes that record, or a read after it, sends the answer.
+    void answer_key_update() {
+        const int type = SSL_get_key_update_type(ssl_);
+        if (type == SSL_KEY_UPDATE_NONE || pending_ != 0) return;
+        ERR_clear_error();
+        t_.cork();
+        // WANT_WRITE: the next SSL_write (or SSL_read) finishes it first.
+        if (SSL_key_update(ssl_, type) == 1) SSL_do_handshake(ssl_);
+        t_.flush();
+        ERR_clear_error();
+    }
+
     SSL* ssl_;
     Transport& t_;
     uint32_t pending_ = 0;  // the length of a write OpenSSL holds
+    bool broken_ = false;   // a fatal alert was sent or received: no more reads
 };
 
 // The host name of a ClientHello's server_name extension (RFC 6066 3):
@@ -178,17 +221,48 @@ void Endpoint::fail(Failure f) {
     if (ServerTls* st = core_.server(server_)) ++st->failed[static_cast<size_t>(f)];
 }
 
-Failure Endpoint::classify() {
-    // The first error is the cause; the rest are its consequences.
-    const unsigned long e = ERR_peek_error();
-    ERR_clear_error();
-    if (ERR_GET_LIB(e) != ERR_LIB_SSL) return e ? Failure::k_internal : Failure::k_malformed;
-    const int reason = ERR_GET_REASON(e);
-    if (reason >= SSL_AD_REASON_OFFSET) {
-        // An alert the client sent (SSL_R_SSLV3_ALERT_*, SSL_R_TLSV1_ALERT_*).
+unsigned long drain_errors() {
+    unsigned long first = 0, e;
+    while ((e = ERR_get_error()) != 0) {
+        if (ERR_GET_LIB(e) == ERR_LIB_SSL) {
+            ERR_clear_error();
+            return e;
+        }
+        if (!first) first = e;
+    }
+    return first;
+}
+
+Failure classify_failure(int ssl_error, bool eof, unsigned long& cause) {
+    cause = 0;
+    switch (ssl_error) {
+        case SSL_ERROR_ZERO_RETURN:
+            // close_notify, or an EOF under SSL_OP_IGNORE_UNEXPECTED_EOF.
+            ERR_clear_error();
+            return Failure::k_peer_closed;
+        case SSL_ERROR_SYSCALL:
+            // The BIO said end of stream (no retry flag) with the queue
+            // empty: an EOF, unless the transport has not seen one.
+            ERR_clear_error();
+            return eof ? Failure::k_peer_closed : Failure::k_internal;
+        default:
+            break;
+    }
+    cause = drain_errors();
+    // No error from the SSL library: ours (a provider, memory).
+    if (ERR_GET_LIB(cause) != ERR_LIB_SSL) return cause ? Failure::k_internal : Failure::k_malformed;
+    // ERR_R_INTERNAL_ERROR, ERR_R_MALLOC_FAILURE...: reasons common to
+    // every library, flagged as such (and numbered above any alert's).
+    if (ERR_COMMON_ERROR(cause)) return Failure::k_internal;
+    const int reason = ERR_GET_REASON(cause);
+    if (reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256) {
+        // An alert the peer sent (SSL_R_SSLV3_ALERT_*, SSL_R_TLSV1_ALERT_*).
         return Failure::k_peer_alert;
     }
     switch (reason) {
+        case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+            // An EOF where the context does not ignore it (a client's).
+            return Failure::k_peer_closed;
         case SSL_R_UNSUPPORTED_PROTOCOL:
         case SSL_R_VERSION_TOO_LOW:
         case SSL_R_VERSION_TOO_HIGH:
@@ -211,7 +285,8 @@ Failure Endpoint::classify() {
             return Failure::k_internal;
         default:
             // WRONG_VERSION_NUMBER (not TLS at all), HTTP_REQUEST, record
-            // lengths, unexpected messages, bad extensions...
+            // lengths, unexpected messages, bad extensions, records that
+            // do not decrypt...
             return Failure::k_malformed;
     }
 }
@@ -244,21 +319,16 @@ Endpoint::Status Endpoint::handshake() {
             parked_ = true;
             ++core_.counters.async_parked;
             return Status::kAgain;
-        case SSL_ERROR_ZERO_RETURN:
-            ERR_clear_error();
-            fail(Failure::k_peer_closed);
-            return Status::kFailed;
-        case SSL_ERROR_SYSCALL:
-            ERR_clear_error();
-            fail(transport_.eof() ? Failure::k_peer_closed : Failure::k_internal);
-            return Status::kFailed;
-        default:
-            if (failed_) {
-                ERR_clear_error();  // a callback said why already
-            } else {
-                fail(classify());
+        default: {
+            unsigned long cause = 0;
+            const Failure why = classify_failure(err, transport_.eof(), cause);
+            if (!failed_) {
+                // (Else a callback said why already.)
+                error_ = cause;
+                fail(why);
             }
             return Status::kFailed;
+        }
     }
 }
 
@@ -297,15 +367,21 @@ void Endpoint::count_done() {
 }
 
 int Endpoint::read(void* dst, uint32_t len) {
-    if (!records_) return -2;
+    if (!records_) return RecordLayer::kFailed;
     const int n = records_->read(dst, len);
-    if (n > 0) core_.counters.bytes_decrypted += static_cast<uint64_t>(n);
-    if (n == -2) ++core_.counters.bad_records;
+    if (n > 0) {
+        core_.counters.bytes_decrypted += static_cast<uint64_t>(n);
+    } else if (n == RecordLayer::kAlerted && !bad_record_) {
+        bad_record_ = true;
+        // Ours to count when we found the fault; not the client's own
+        // fatal alert (OpenSSL marks it as received shutdown).
+        if (!(SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN)) ++core_.counters.bad_records;
+    }
     return n;
 }
 
 int Endpoint::write(const void* src, uint32_t len) {
-    if (!records_) return -2;
+    if (!records_) return RecordLayer::kFailed;
     const int n = records_->write(src, len);
     if (n > 0) core_.counters.bytes_encrypted += static_cast<uint64_t>(n);
     return n;

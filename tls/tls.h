@@ -238,12 +238,24 @@ class CoreTls {
 class RecordLayer {
   public:
     virtual ~RecordLayer() = default;
-    // Decrypts into DST; > 0 bytes, 0: nothing complete yet, -1: the
-    // peer closed (close_notify or EOF), -2: a bad record.
+    // What read() and write() return below zero.
+    static constexpr int kPeerClosed = -1;  // close_notify or EOF: the peer finished sending
+    static constexpr int kFailed = -2;      // nothing was or can be sent: reset the connection
+    static constexpr int kAlerted = -3;     // a fatal alert went out (or came in): close with a FIN
+    // Decrypts into DST; > 0 bytes, 0: nothing complete yet (a KeyUpdate
+    // that asked for ours is answered on the way), kPeerClosed,
+    // kAlerted: a record that does not decrypt, a message not allowed
+    // now (a ClientHello or Certificate after a TLS 1.3 handshake, a
+    // KeyUpdate of an unknown type) or the peer's fatal alert. The alert
+    // OpenSSL chose is already in the transport, flushed (lost only when
+    // the transport had no room, or one of our records was half sent);
+    // send nothing more, drop what is still received, close with a FIN,
+    // as nginx does (SSL_ERROR_SSL: no close_notify, then close()). Every
+    // later read() returns kAlerted again. kFailed: the transport failed.
     virtual int read(void* dst, uint32_t len) = 0;
     // Encrypts up to LEN bytes of SRC; > 0 bytes taken, 0: no room in the
-    // transport, -2: failed. After a 0, the next call must offer the same
-    // bytes again, at least pending_write() of them.
+    // transport, kFailed: failed. After a 0, the next call must offer the
+    // same bytes again, at least pending_write() of them.
     virtual int write(const void* src, uint32_t len) = 0;
     virtual uint32_t pending_write() const = 0;
     // Plaintext bytes the transport has room for now, records included.
@@ -267,12 +279,17 @@ class Endpoint {
     // The handshake failed or was cut short: why.
     void fail(Failure f);
     Failure failure() const { return failure_; }
+    // The OpenSSL error behind failure() (ERR_get_error's form, for
+    // ERR_reason_error_string), 0 when none (an EOF, a timeout).
+    unsigned long error() const { return error_; }
 
     // The server block SNI chose (index in Config::servers).
     size_t server() const { return server_; }
     const std::string& sni() const { return sni_; }
 
-    // After the handshake: plaintext in and out (RecordLayer semantics).
+    // After the handshake: plaintext in and out (RecordLayer semantics;
+    // the first kAlerted that was not the client's own alert counts a
+    // bad record).
     int read(void* dst, uint32_t len);
     int write(const void* src, uint32_t len);
     uint32_t write_room() const;
@@ -287,7 +304,6 @@ class Endpoint {
 
   private:
     void count_done();
-    Failure classify();
 
     CoreTls& core_;
     const ListenGroup& group_;
@@ -297,10 +313,12 @@ class Endpoint {
     size_t server_ = 0;
     std::string sni_;
     Failure failure_ = Failure::kCount;
+    unsigned long error_ = 0;
     bool done_ = false;
     bool parked_ = false;
     bool failed_ = false;
     bool ticket_used_ = false;
+    bool bad_record_ = false;
 };
 
 // One TLS connection, client side, over a Transport: the load generator's
@@ -318,6 +336,13 @@ class ClientEndpoint {
     enum class Status { kAgain, kDone, kFailed };
     Status handshake();
     bool established() const { return done_; }
+    // After kFailed: why, in the server side's classes (peer_closed,
+    // malformed, peer_alert, no_shared_protocol...; k_bad_client_cert
+    // here is the server's certificate: SSL_get_verify_result(ssl())
+    // says what failed), and the OpenSSL error behind it (as Endpoint's).
+    // Not counted here: the caller counts what it needs.
+    Failure failure() const { return failure_; }
+    unsigned long error() const { return error_; }
     // The server accepted the offered session (after the handshake).
     bool resumed() const;
     // After the handshake: RecordLayer semantics.
@@ -337,6 +362,8 @@ class ClientEndpoint {
     Transport& transport_;
     SSL* ssl_ = nullptr;
     std::unique_ptr<RecordLayer> records_;
+    Failure failure_ = Failure::kCount;
+    unsigned long error_ = 0;
     bool done_ = false;
     bool failed_ = false;
 };

@@ -22,6 +22,16 @@ BIO* new_transport_bio(Transport& t);
 // peer's).
 void send_close_notify(SSL* ssl, Transport& t);
 
+// Drains OpenSSL's error queue; returns the error that caused the
+// failure: the first the SSL library raised (a provider's may come
+// before it: a cipher that failed), else the first of all, or 0.
+unsigned long drain_errors();
+
+// Why a handshake step failed: SSL_ERROR (SSL_get_error's, not a WANT_*)
+// and the error queue, which it drains. EOF: the transport saw the peer
+// finish. CAUSE: the error that decided, 0 for none (an EOF).
+Failure classify_failure(int ssl_error, bool eof, unsigned long& cause);
+
 // Records through OpenSSL's own record layer over SSL (after its handshake).
 std::unique_ptr<RecordLayer> make_openssl_records(SSL* ssl, Transport& t);
 

@@ -35,6 +35,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "tests/support/memory_pipe.h"
 #include "tls/tls.h"
 
 namespace {
@@ -47,23 +48,8 @@ std::string certs() {
     return d ? d : TERMINUS_TEST_CERTS_DIR;
 }
 
-struct Pipe : tls::Transport {
-    std::string in, out;
-    uint32_t read(void* dst, uint32_t len) override {
-        const uint32_t n = std::min<uint32_t>(len, static_cast<uint32_t>(in.size()));
-        std::memcpy(dst, in.data(), n);
-        in.erase(0, n);
-        return n;
-    }
-    bool eof() const override { return false; }
-    uint32_t write(const void* src, uint32_t len) override {
-        out.append(static_cast<const char*>(src), len);
-        return len;
-    }
-    uint32_t write_space() const override { return 1 << 20; }
-    void cork() override {}
-    void flush() override {}
-};
+// The server's side of a connection (never closed, never full).
+using Pipe = testing::MemoryPipe;
 
 // What each benchmark claims, and what Terminus's counters must then
 // show for every iteration.

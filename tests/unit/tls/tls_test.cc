@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <openssl/async.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -16,7 +18,9 @@
 #include <string>
 
 #include "config/config.h"
+#include "tests/support/memory_pipe.h"
 #include "tls/tls.h"
+#include "tls/tls_private.h"
 
 namespace terminus::tls {
 namespace {
@@ -27,29 +31,7 @@ std::string cert(const std::string& f) {
 }
 
 // The server's side of a connection: bytes in from the client, bytes out.
-struct Pipe : Transport {
-    std::string in, out;
-    bool closed = false;
-    uint32_t capacity = 1 << 20;
-    int flushes = 0;
-    uint32_t read(void* dst, uint32_t len) override {
-        const uint32_t n = std::min<uint32_t>(len, static_cast<uint32_t>(in.size()));
-        std::memcpy(dst, in.data(), n);
-        in.erase(0, n);
-        return n;
-    }
-    bool eof() const override { return closed && in.empty(); }
-    uint32_t write(const void* src, uint32_t len) override {
-        const uint32_t n = std::min<uint32_t>(len, write_space());
-        out.append(static_cast<const char*>(src), n);
-        return n;
-    }
-    uint32_t write_space() const override {
-        return capacity > out.size() ? capacity - static_cast<uint32_t>(out.size()) : 0;
-    }
-    void cork() override {}
-    void flush() override { ++flushes; }
-};
+using Pipe = terminus::testing::MemoryPipe;
 
 struct CtxFree {
     void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
@@ -835,6 +817,504 @@ TEST_F(Tls, StaplesTheOcspResponseFromItsFile) {
     const unsigned char* resp = nullptr;
     const long len = SSL_get_tlsext_status_ocsp_resp(c.ssl.get(), &resp);
     EXPECT_GT(len, 0);
+}
+
+
+// Half-aborted handshakes, each in its class (not "internal").
+
+TEST_F(Tls, HalfAClientHelloThenEofIsPeerClosed) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Client c;
+    c.start();
+    SSL_do_handshake(c.ssl.get());
+    char buf[4096];
+    const int n = BIO_read(c.wbio, buf, sizeof buf);
+    ASSERT_GT(n, 20);
+    Pipe p;
+    Endpoint ep(*core0, groups[0], p);
+    p.in.assign(buf, static_cast<size_t>(n / 2));
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kAgain);
+    p.closed = true;  // the client's FIN
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kFailed);
+    EXPECT_EQ(ep.failure(), Failure::k_peer_closed);
+    EXPECT_EQ(core0->counters.failed[static_cast<size_t>(Failure::k_peer_closed)], 1u);
+    EXPECT_EQ(core0->counters.failed[static_cast<size_t>(Failure::k_internal)], 0u);
+}
+
+TEST_F(Tls, EofBeforeAnyByteIsPeerClosed) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Pipe p;
+    p.closed = true;
+    Endpoint ep(*core0, groups[0], p);
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kFailed);
+    EXPECT_EQ(ep.failure(), Failure::k_peer_closed);
+}
+
+TEST_F(Tls, GarbageThenEofIsStillMalformed) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Pipe p;
+    p.in = std::string("\x16\x03\x01\x00\x05\x01\x00\x00\x01\xff", 10);  // a ClientHello of one byte
+    p.closed = true;
+    Endpoint ep(*core0, groups[0], p);
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kFailed);
+    EXPECT_EQ(ep.failure(), Failure::k_malformed);
+    EXPECT_EQ(ERR_GET_LIB(ep.error()), ERR_LIB_SSL);
+    ASSERT_GE(p.out.size(), 7u);
+    EXPECT_EQ(p.out[0], '\x15');  // the alert went back all the same
+}
+
+TEST_F(Tls, ASecondClientHelloInTheFirstFlightIsMalformed) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Client c;
+    c.start();
+    SSL_do_handshake(c.ssl.get());
+    Pipe p;
+    to_server(c, p);
+    p.in += p.in;  // a plaintext ClientHello where the encrypted Finished belongs
+    Endpoint ep(*core0, groups[0], p);
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kFailed);
+    EXPECT_EQ(ep.failure(), Failure::k_malformed);
+}
+
+TEST_F(Tls, AClientAlertInPlaceOfItsSecondFlightIsPeerAlert) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Client c;
+    SSL_CTX_set_max_proto_version(c.ctx.get(), TLS1_2_VERSION);
+    c.start();
+    SSL_do_handshake(c.ssl.get());
+    Pipe p;
+    to_server(c, p);
+    Endpoint ep(*core0, groups[0], p);
+    ASSERT_EQ(ep.handshake(), Endpoint::Status::kAgain);  // ServerHello ... ServerHelloDone
+    p.in = std::string("\x15\x03\x03\x00\x02\x02\x28", 7);  // fatal handshake_failure
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kFailed);
+    EXPECT_EQ(ep.failure(), Failure::k_peer_alert);
+    EXPECT_EQ(ERR_GET_REASON(ep.error()), SSL_AD_REASON_OFFSET + SSL_AD_HANDSHAKE_FAILURE);
+}
+
+TEST_F(Tls, AClientThatDistrustsOurCertificateIsPeerAlert) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+        Client c;
+        SSL_CTX_set_max_proto_version(c.ctx.get(), version);
+        // Another CA than ours: the client's verification fails, and it
+        // sends its alert (unknown_ca), encrypted in TLS 1.3.
+        X509_STORE* store = X509_STORE_new();
+        X509_STORE_load_file(store, cert("client-ca.crt").c_str());
+        SSL_CTX_set_cert_store(c.ctx.get(), store);
+        c.start();
+        Handshake hs(c, *core0, groups[0]);
+        EXPECT_EQ(hs.status, Endpoint::Status::kFailed) << version;
+        EXPECT_EQ(hs.ep.failure(), Failure::k_peer_alert) << version;
+        EXPECT_EQ(ERR_GET_REASON(hs.ep.error()), SSL_R_TLSV1_ALERT_UNKNOWN_CA) << version;
+    }
+    EXPECT_EQ(core0->counters.failed[static_cast<size_t>(Failure::k_peer_alert)], 2u);
+}
+
+TEST(TlsClassify, CommonReasonsAreOursAndAlertsThePeers) {
+    unsigned long cause = 0;
+    // ERR_R_INTERNAL_ERROR's reason carries its flags, above any alert's
+    // number: it is ours, not the client's.
+    ERR_raise(ERR_LIB_SSL, ERR_R_INTERNAL_ERROR);
+    EXPECT_EQ(classify_failure(SSL_ERROR_SSL, false, cause), Failure::k_internal);
+    EXPECT_EQ(ERR_GET_REASON(cause), ERR_R_INTERNAL_ERROR);
+    ERR_raise(ERR_LIB_SSL, SSL_R_TLSV1_ALERT_DECODE_ERROR);
+    EXPECT_EQ(classify_failure(SSL_ERROR_SSL, false, cause), Failure::k_peer_alert);
+    // A provider's error before the SSL library's: the SSL one decides.
+    ERR_raise(ERR_LIB_PROV, ERR_R_PASSED_INVALID_ARGUMENT);
+    ERR_raise(ERR_LIB_SSL, SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC);
+    EXPECT_EQ(classify_failure(SSL_ERROR_SSL, false, cause), Failure::k_malformed);
+    EXPECT_EQ(ERR_GET_REASON(cause), SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC);
+    EXPECT_EQ(ERR_peek_error(), 0u);  // drained
+    // Only a provider's: ours.
+    ERR_raise(ERR_LIB_PROV, ERR_R_PASSED_INVALID_ARGUMENT);
+    EXPECT_EQ(classify_failure(SSL_ERROR_SSL, false, cause), Failure::k_internal);
+    ERR_raise(ERR_LIB_SSL, SSL_R_UNEXPECTED_EOF_WHILE_READING);
+    EXPECT_EQ(classify_failure(SSL_ERROR_SSL, false, cause), Failure::k_peer_closed);
+    EXPECT_EQ(classify_failure(SSL_ERROR_ZERO_RETURN, false, cause), Failure::k_peer_closed);
+    EXPECT_EQ(classify_failure(SSL_ERROR_SYSCALL, true, cause), Failure::k_peer_closed);
+    EXPECT_EQ(classify_failure(SSL_ERROR_SYSCALL, false, cause), Failure::k_internal);
+}
+
+// After the handshake: what a strict peer (a TLS conformance suite)
+// expects of protocol errors and KeyUpdates.
+
+// The TLS 1.3 secrets a client logs (SSL_CTX_set_keylog_callback, the
+// SSLKEYLOGFILE format), by label.
+std::string keylog;
+void keylog_cb(const SSL*, const char* line) { keylog += std::string(line) + "\n"; }
+std::string logged_secret(const std::string& label) {
+    const size_t at = keylog.find(label + " ");
+    if (at == std::string::npos) return {};
+    const size_t hex = keylog.find(' ', at + label.size() + 1) + 1;
+    const size_t end = keylog.find('\n', hex);
+    std::string out;
+    for (size_t i = hex; i + 1 < end; i += 2) {
+        out += static_cast<char>(std::stoi(keylog.substr(i, 2), nullptr, 16));
+    }
+    return out;
+}
+
+// HKDF-Expand-Label (RFC 8446 7.1) with SHA-256, for outputs up to 32
+// bytes: one HMAC block of the label, then 0x01.
+std::string expand_label(const std::string& secret, const std::string& label, size_t len) {
+    const std::string full = "tls13 " + label;
+    std::string info;
+    info += static_cast<char>(len >> 8);
+    info += static_cast<char>(len & 0xff);
+    info += static_cast<char>(full.size());
+    info += full;
+    info += '\0';  // no context
+    info += '\x01';
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned out_len = 0;
+    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+         reinterpret_cast<const unsigned char*>(info.data()), info.size(), out, &out_len);
+    return std::string(reinterpret_cast<char*>(out), len);
+}
+
+// Records sealed as the client would seal them under its first
+// application traffic key (TLS_AES_128_GCM_SHA256; RFC 8446 5.2, 5.3):
+// what no stock client sends, made exactly.
+struct Forger {
+    std::string key, iv;
+    uint64_t seq = 0;
+    explicit Forger(const std::string& traffic_secret)
+        : key(expand_label(traffic_secret, "key", 16)), iv(expand_label(traffic_secret, "iv", 12)) {}
+    std::string seal(uint8_t type, const std::string& content) {
+        const std::string inner = content + static_cast<char>(type);
+        const size_t len = inner.size() + 16;
+        const std::string header = std::string("\x17\x03\x03", 3) + static_cast<char>(len >> 8) +
+                                   static_cast<char>(len & 0xff);
+        unsigned char nonce[12];
+        std::memcpy(nonce, iv.data(), 12);
+        for (int i = 0; i < 8; ++i) nonce[11 - i] ^= static_cast<unsigned char>(seq >> (8 * i));
+        ++seq;
+        std::string out(inner.size() + 16, '\0');
+        auto* o = reinterpret_cast<unsigned char*>(out.data());
+        EVP_CIPHER_CTX* c = EVP_CIPHER_CTX_new();
+        int n = 0;
+        EVP_EncryptInit_ex(c, EVP_aes_128_gcm(), nullptr, reinterpret_cast<const unsigned char*>(key.data()), nonce);
+        EVP_EncryptUpdate(c, nullptr, &n, reinterpret_cast<const unsigned char*>(header.data()),
+                          static_cast<int>(header.size()));
+        EVP_EncryptUpdate(c, o, &n, reinterpret_cast<const unsigned char*>(inner.data()),
+                          static_cast<int>(inner.size()));
+        EVP_EncryptFinal_ex(c, o + n, &n);
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, o + inner.size());
+        EVP_CIPHER_CTX_free(c);
+        return header + out;
+    }
+};
+
+// Handshake messages the client receives, by type (SSL_set_msg_callback).
+int key_updates_seen = 0;
+int last_key_update_type = -1;
+void msg_cb(int write_p, int, int content_type, const void* buf, size_t len, SSL*, void*) {
+    const auto* b = static_cast<const unsigned char*>(buf);
+    if (!write_p && content_type == SSL3_RT_HANDSHAKE && len == 5 && b[0] == SSL3_MT_KEY_UPDATE) {
+        ++key_updates_seen;
+        last_key_update_type = b[4];
+    }
+}
+
+// A TLS 1.3 connection (AES-128-GCM) whose client's secrets are known.
+struct Tls13Conn {
+    Client c;
+    Pipe p;
+    std::unique_ptr<Endpoint> ep;
+    Tls13Conn(CoreTls& core, const ListenGroup& g) {
+        keylog.clear();
+        SSL_CTX_set_ciphersuites(c.ctx.get(), "TLS_AES_128_GCM_SHA256");
+        SSL_CTX_set_keylog_callback(c.ctx.get(), keylog_cb);
+        SSL_CTX_set_msg_callback(c.ctx.get(), msg_cb);
+        c.start();
+        ep = std::make_unique<Endpoint>(core, g, p);
+        const Result2 r = run(c, *ep, p);
+        EXPECT_EQ(r.server, Endpoint::Status::kDone);
+        EXPECT_TRUE(r.client_done);
+        EXPECT_EQ(client_reads(c), "");  // the tickets
+        key_updates_seen = 0;
+        last_key_update_type = -1;
+        last_alert_received = -1;
+    }
+    Forger forger() const { return Forger(logged_secret("CLIENT_TRAFFIC_SECRET_0")); }
+    // The server reads what the client sent: kAlerted, once counted, and
+    // the client then reads the alert DESCRIPTION in what came back.
+    void expect_alert(CoreTls& core, int description) {
+        const uint64_t before = core.counters.bad_records;
+        p.cork();  // as a transport left corked by someone else
+        char buf[64];
+        EXPECT_EQ(ep->read(buf, sizeof buf), RecordLayer::kAlerted);
+        EXPECT_TRUE(p.held().empty());
+        // One encrypted record: header, alert (2), content type, tag.
+        EXPECT_EQ(p.out.size(), 5u + 2 + 1 + 16);
+        EXPECT_EQ(p.out.substr(0, 3), std::string("\x17\x03\x03", 3));
+        EXPECT_EQ(core.counters.bad_records, before + 1);
+        EXPECT_EQ(ep->read(buf, sizeof buf), RecordLayer::kAlerted);  // and stays so
+        EXPECT_EQ(core.counters.bad_records, before + 1);
+        to_client(c, p);
+        EXPECT_LE(SSL_read(c.ssl.get(), buf, sizeof buf), 0);
+        EXPECT_EQ(SSL_get_error(c.ssl.get(), 0), SSL_ERROR_SSL);
+        ERR_clear_error();
+        EXPECT_EQ(last_alert_received, description);
+    }
+};
+
+TEST_F(Tls, AKeyUpdateOfUnknownTypeGetsIllegalParameter) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Tls13Conn t(*core0, groups[0]);
+    Forger f = t.forger();
+    ASSERT_EQ(f.key.size(), 16u);
+    // A forged record the server accepts first: the forgery is exact.
+    t.p.in = f.seal(SSL3_RT_APPLICATION_DATA, "ping");
+    char buf[16];
+    ASSERT_EQ(t.ep->read(buf, sizeof buf), 4);
+    EXPECT_EQ(std::string(buf, 4), "ping");
+    // KeyUpdate (24), length 1, update type 2: neither of the two defined.
+    t.p.in = f.seal(SSL3_RT_HANDSHAKE, std::string("\x18\x00\x00\x01\x02", 5));
+    t.expect_alert(*core0, SSL_AD_ILLEGAL_PARAMETER);
+}
+
+TEST_F(Tls, AKeyUpdateOfTheWrongLengthIsRefused) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    {
+        // Empty: no update type to decode.
+        Tls13Conn t(*core0, groups[0]);
+        t.p.in = t.forger().seal(SSL3_RT_HANDSHAKE, std::string("\x18\x00\x00\x00", 4));
+        t.expect_alert(*core0, SSL_AD_DECODE_ERROR);
+    }
+    {
+        // Longer than a KeyUpdate can be: OpenSSL refuses its length
+        // before it reads it (SSL_R_EXCESSIVE_MESSAGE_SIZE).
+        Tls13Conn t(*core0, groups[0]);
+        t.p.in = t.forger().seal(SSL3_RT_HANDSHAKE, std::string("\x18\x00\x00\x02\x00\x00", 6));
+        t.expect_alert(*core0, SSL_AD_ILLEGAL_PARAMETER);
+    }
+}
+
+TEST_F(Tls, AClientHelloAfterTheTls13HandshakeGetsUnexpectedMessage) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Tls13Conn t(*core0, groups[0]);
+    // A new client's ClientHello, as a handshake message inside the
+    // connection's encryption.
+    Client other;
+    other.start();
+    SSL_do_handshake(other.ssl.get());
+    char hello[4096];
+    const int n = BIO_read(other.wbio, hello, sizeof hello);
+    ASSERT_GT(n, 5);
+    t.p.in = t.forger().seal(SSL3_RT_HANDSHAKE, std::string(hello + 5, static_cast<size_t>(n - 5)));
+    t.expect_alert(*core0, SSL_AD_UNEXPECTED_MESSAGE);
+}
+
+TEST_F(Tls, AnUnrequestedCertificateAfterTheHandshakeGetsUnexpectedMessage) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Tls13Conn t(*core0, groups[0]);
+    // Certificate (11): empty context, empty list.
+    t.p.in = t.forger().seal(SSL3_RT_HANDSHAKE, std::string("\x0b\x00\x00\x04\x00\x00\x00\x00", 8));
+    t.expect_alert(*core0, SSL_AD_UNEXPECTED_MESSAGE);
+}
+
+TEST_F(Tls, ATamperedRecordGetsBadRecordMac) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+        Client c;
+        SSL_CTX_set_max_proto_version(c.ctx.get(), version);
+        c.start();
+        Pipe p;
+        Endpoint ep(*core0, groups[0], p);
+        ASSERT_EQ(run(c, ep, p).server, Endpoint::Status::kDone);
+        client_reads(c);
+        last_alert_received = -1;
+        ASSERT_EQ(SSL_write(c.ssl.get(), "hello", 5), 5);
+        to_server(c, p);
+        p.in[p.in.size() - 1] ^= 1;  // the tag
+        const uint64_t before = core0->counters.bad_records;
+        char buf[16];
+        EXPECT_EQ(ep.read(buf, sizeof buf), RecordLayer::kAlerted);
+        EXPECT_EQ(core0->counters.bad_records, before + 1);
+        ASSERT_FALSE(p.out.empty());
+        // TLS 1.2 alerts go as alert records, TLS 1.3 ones inside
+        // application_data records.
+        EXPECT_EQ(p.out[0], version == TLS1_2_VERSION ? '\x15' : '\x17');
+        to_client(c, p);
+        EXPECT_LE(SSL_read(c.ssl.get(), buf, sizeof buf), 0);
+        ERR_clear_error();
+        EXPECT_EQ(last_alert_received, SSL_AD_BAD_RECORD_MAC) << version;
+    }
+}
+
+TEST_F(Tls, TheClientsFatalAlertClosesWithoutABadRecord) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Tls13Conn t(*core0, groups[0]);
+    t.p.in = t.forger().seal(SSL3_RT_ALERT, std::string("\x02\x50", 2));  // fatal internal_error
+    char buf[16];
+    EXPECT_EQ(t.ep->read(buf, sizeof buf), RecordLayer::kAlerted);
+    EXPECT_TRUE(t.p.out.empty());  // no alert answers an alert
+    EXPECT_EQ(core0->counters.bad_records, 0u);
+}
+
+TEST_F(Tls, CloseNotifyIsPeerClosed) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Tls13Conn t(*core0, groups[0]);
+    SSL_shutdown(t.c.ssl.get());
+    to_server(t.c, t.p);
+    char buf[16];
+    EXPECT_EQ(t.ep->read(buf, sizeof buf), RecordLayer::kPeerClosed);
+    EXPECT_EQ(core0->counters.bad_records, 0u);
+}
+
+TEST_F(Tls, AKeyUpdateRequestIsAnsweredWithoutDataToSend) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Tls13Conn t(*core0, groups[0]);
+    ASSERT_EQ(SSL_key_update(t.c.ssl.get(), SSL_KEY_UPDATE_REQUESTED), 1);
+    ASSERT_EQ(SSL_do_handshake(t.c.ssl.get()), 1);  // the client's KeyUpdate leaves
+    to_server(t.c, t.p);
+    ASSERT_FALSE(t.p.in.empty());
+    char buf[64];
+    // Nothing to read, nothing of ours to write: our KeyUpdate all the
+    // same, one record (header, message of 5, content type, tag).
+    EXPECT_EQ(t.ep->read(buf, sizeof buf), 0);
+    EXPECT_EQ(SSL_get_key_update_type(t.ep->ssl()), SSL_KEY_UPDATE_NONE);
+    EXPECT_EQ(t.p.out.size(), 5u + 5 + 1 + 16);
+    to_client(t.c, t.p);
+    EXPECT_EQ(client_reads(t.c), "");
+    EXPECT_EQ(key_updates_seen, 1);
+    EXPECT_EQ(last_key_update_type, SSL_KEY_UPDATE_NOT_REQUESTED);  // no loop of requests
+    // Both sides use the new keys.
+    ASSERT_EQ(t.ep->write("after", 5), 5);
+    to_client(t.c, t.p);
+    EXPECT_EQ(client_reads(t.c), "after");
+    ASSERT_EQ(SSL_write(t.c.ssl.get(), "again", 5), 5);
+    to_server(t.c, t.p);
+    ASSERT_EQ(t.ep->read(buf, sizeof buf), 5);
+    EXPECT_EQ(std::string(buf, 5), "again");
+    // An update that asks for nothing gets nothing.
+    ASSERT_EQ(SSL_key_update(t.c.ssl.get(), SSL_KEY_UPDATE_NOT_REQUESTED), 1);
+    ASSERT_EQ(SSL_do_handshake(t.c.ssl.get()), 1);
+    to_server(t.c, t.p);
+    EXPECT_EQ(t.ep->read(buf, sizeof buf), 0);
+    EXPECT_TRUE(t.p.out.empty());
+}
+
+TEST_F(Tls, AKeyUpdateAnswerThatDidNotFitLeavesBeforeTheNextData) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    Tls13Conn t(*core0, groups[0]);
+    ASSERT_EQ(SSL_key_update(t.c.ssl.get(), SSL_KEY_UPDATE_REQUESTED), 1);
+    ASSERT_EQ(SSL_do_handshake(t.c.ssl.get()), 1);
+    to_server(t.c, t.p);
+    t.p.capacity = 10;  // room for part of the answer only
+    char buf[64];
+    EXPECT_EQ(t.ep->read(buf, sizeof buf), 0);
+    EXPECT_EQ(t.p.out.size(), 10u);
+    const std::string head = t.p.out;
+    t.p.out.clear();
+    t.p.capacity = 1 << 20;
+    // A write shorter than the KeyUpdate message (5 bytes): the rest of
+    // the answer first, then the data.
+    ASSERT_EQ(t.ep->write("ok", 2), 2);
+    t.p.out = head + t.p.out;
+    to_client(t.c, t.p);
+    EXPECT_EQ(client_reads(t.c), "ok");
+    EXPECT_EQ(key_updates_seen, 1);
+}
+
+// ClientEndpoint against Endpoint, over two connected memory pipes.
+struct ClientConn {
+    std::unique_ptr<SSL_CTX, CtxFree> ctx{SSL_CTX_new(TLS_client_method())};
+    terminus::testing::Pair pipes;
+    std::unique_ptr<ClientEndpoint> client;
+    std::unique_ptr<Endpoint> server;
+    ClientConn(CoreTls& core, const ListenGroup& g, const char* sni = "example.com", const char* ca = "ca.crt") {
+        SSL_CTX_load_verify_file(ctx.get(), cert(ca).c_str());
+        SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+        client = std::make_unique<ClientEndpoint>(ctx.get(), pipes.client, sni, nullptr);
+        server = std::make_unique<Endpoint>(core, g, pipes.server);
+    }
+    // Both handshakes as far as they go; the client's status.
+    ClientEndpoint::Status run() {
+        ClientEndpoint::Status cs = ClientEndpoint::Status::kAgain;
+        for (int i = 0; i < 10; ++i) {
+            cs = client->handshake();
+            const Endpoint::Status ss = server->handshake();
+            if (cs != ClientEndpoint::Status::kAgain && ss != Endpoint::Status::kAgain) break;
+            if (cs == ClientEndpoint::Status::kFailed) break;
+        }
+        return cs;
+    }
+};
+
+// Key updates the server reads (its msg callback).
+int server_key_updates = 0;
+void server_msg_cb(int write_p, int, int content_type, const void* buf, size_t len, SSL*, void*) {
+    const auto* b = static_cast<const unsigned char*>(buf);
+    if (!write_p && content_type == SSL3_RT_HANDSHAKE && len == 5 && b[0] == SSL3_MT_KEY_UPDATE) {
+        ++server_key_updates;
+    }
+}
+
+TEST_F(Tls, TheClientEndpointAnswersAKeyUpdateRequest) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    ClientConn cc(*core0, groups[0]);
+    ASSERT_EQ(cc.run(), ClientEndpoint::Status::kDone);
+    ASSERT_TRUE(cc.server->established());
+    char buf[64];
+    EXPECT_EQ(cc.client->read(buf, sizeof buf), 0);  // the tickets
+    SSL* s = cc.server->ssl();
+    server_key_updates = 0;
+    SSL_set_msg_callback(s, server_msg_cb);
+    // The server asks (as a peer would; Terminus itself never does).
+    ASSERT_EQ(SSL_key_update(s, SSL_KEY_UPDATE_REQUESTED), 1);
+    ASSERT_EQ(SSL_do_handshake(s), 1);
+    ASSERT_FALSE(cc.pipes.client.in.empty());
+    EXPECT_EQ(cc.client->read(buf, sizeof buf), 0);
+    EXPECT_EQ(cc.pipes.server.in.size(), 5u + 5 + 1 + 16);
+    EXPECT_EQ(cc.server->read(buf, sizeof buf), 0);
+    EXPECT_EQ(server_key_updates, 1);
+    EXPECT_EQ(SSL_get_key_update_type(s), SSL_KEY_UPDATE_NONE);  // nothing asked back
+    ASSERT_EQ(cc.server->write("down", 4), 4);
+    ASSERT_EQ(cc.client->read(buf, sizeof buf), 4);
+    ASSERT_EQ(cc.client->write("up", 2), 2);
+    ASSERT_EQ(cc.server->read(buf, sizeof buf), 2);
+    EXPECT_EQ(std::string(buf, 2), "up");
+}
+
+TEST_F(Tls, TheClientEndpointClassifiesItsFailures) {
+    load("server { listen 443 ssl; server_name example.com; " + pair("ecdsa") + " proxy_pass b; }\n"
+         "server { listen 443 ssl default_server; ssl_reject_handshake on; proxy_pass b; }\n");
+    {
+        // The server's alert (unrecognized_name).
+        ClientConn cc(*core0, groups[0], "nobody.test");
+        EXPECT_EQ(cc.run(), ClientEndpoint::Status::kFailed);
+        EXPECT_EQ(cc.client->failure(), Failure::k_peer_alert);
+        EXPECT_EQ(ERR_GET_REASON(cc.client->error()), SSL_R_TLSV1_UNRECOGNIZED_NAME);
+    }
+    {
+        // A certificate that does not verify.
+        ClientConn cc(*core0, groups[0], "example.com", "client-ca.crt");
+        EXPECT_EQ(cc.run(), ClientEndpoint::Status::kFailed);
+        EXPECT_EQ(cc.client->failure(), Failure::k_bad_client_cert);
+        EXPECT_NE(SSL_get_verify_result(cc.client->ssl()), X509_V_OK);
+    }
+    {
+        // Not TLS at all.
+        ClientConn cc(*core0, groups[0]);
+        EXPECT_EQ(cc.client->handshake(), ClientEndpoint::Status::kAgain);
+        cc.pipes.client.in = "HTTP/1.1 400 Bad Request\r\n\r\n";
+        EXPECT_EQ(cc.client->handshake(), ClientEndpoint::Status::kFailed);
+        EXPECT_EQ(cc.client->failure(), Failure::k_malformed);
+        EXPECT_EQ(ERR_GET_LIB(cc.client->error()), ERR_LIB_SSL);
+    }
+    {
+        // The server closes before its ServerHello is whole.
+        ClientConn cc(*core0, groups[0]);
+        EXPECT_EQ(cc.client->handshake(), ClientEndpoint::Status::kAgain);
+        EXPECT_EQ(cc.server->handshake(), Endpoint::Status::kAgain);
+        cc.pipes.client.in.resize(20);
+        cc.pipes.server.close_write();
+        EXPECT_EQ(cc.client->handshake(), ClientEndpoint::Status::kFailed);
+        EXPECT_EQ(cc.client->failure(), Failure::k_peer_closed);
+    }
 }
 
 }  // namespace
