@@ -305,6 +305,17 @@ struct ServerSettings {
     uint32_t proxy_next_upstream_tries = 0;  // 0: unlimited
     Millis proxy_next_upstream_timeout{0};   // 0: unlimited
     bool proxy_protocol = false;
+    // Terminus: which PROXY protocol version "proxy_protocol on" sends
+    // (nginx sends version 1 only; 2 carries the client's TLS details as
+    // HAProxy's send-proxy-v2-ssl does).
+    uint8_t proxy_protocol_version = 1;
+    // nginx's realip module: the senders whose PROXY protocol header is
+    // believed (empty: every sender's, as nginx without set_real_ip_from
+    // still parses the header; $proxy_protocol_addr is set either way).
+    std::vector<Ipv4Prefix> set_real_ip_from;
+    // How long a "listen ... proxy_protocol" client may take to send its
+    // header (nginx's proxy_protocol_timeout).
+    Millis proxy_protocol_timeout = std::chrono::seconds(30);
     uint64_t proxy_buffer_size = 16 * 1024;
     uint64_t proxy_upload_rate = 0;    // bytes/s, 0: unlimited
     uint64_t proxy_download_rate = 0;  // bytes/s, 0: unlimited

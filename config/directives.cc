@@ -963,6 +963,36 @@ void h_access_rule(Builder& b, Scope& s, const Node& n) {
     rules.push_back(r);
 }
 
+void h_proxy_protocol_version(Builder& b, Scope& s, const Node& n) {
+    const Word& w = n.args[0];
+    if (w.text == "1" || w.text == "2") {
+        s.settings->proxy_protocol_version = static_cast<uint8_t>(w.text[0] - '0');
+        return;
+    }
+    b.error(w.loc, "invalid value " + dq(w.text) + " in \"proxy_protocol_version\": expected 1 or 2");
+}
+
+void h_set_real_ip_from(Builder& b, Scope& s, const Node& n) {
+    auto& list = s.settings->set_real_ip_from;
+    if (s.first_in_block(n.name.text)) list.clear();
+    const Word& w = n.args[0];
+    const auto slash = w.text.find('/');
+    auto a = parse_ipv4(std::string_view(w.text).substr(0, slash));
+    unsigned len = 32;
+    bool ok = a.ok();
+    if (ok && slash != std::string::npos) {
+        auto [p, ec] = std::from_chars(w.text.data() + slash + 1, w.text.data() + w.text.size(), len);
+        ok = ec == std::errc() && p == w.text.data() + w.text.size() && slash + 1 < w.text.size() && len <= 32;
+    }
+    if (!ok) {
+        b.error(w.loc, "invalid parameter " + dq(w.text) +
+                           " in \"set_real_ip_from\": expected an IPv4 address or ADDRESS/LEN");
+        return;
+    }
+    const uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+    list.push_back(Ipv4Prefix{*a & mask, static_cast<uint8_t>(len)});
+}
+
 void h_listen(Builder& b, Scope& s, const Node& n) {
     s.scratch->listen_written = true;
     Listen l;
@@ -1479,6 +1509,10 @@ constexpr DirectiveSpec kDirectives[] = {
     {"proxy_next_upstream_timeout", kSS, 1, 1, false, false, "0",
      h_msec<&ServerSettings::proxy_next_upstream_timeout>},
     {"proxy_protocol", kSS, 1, 1, false, false, "off", h_flag<&ServerSettings::proxy_protocol>},
+    {"proxy_protocol_version", kSS, 1, 1, false, false, "1", h_proxy_protocol_version},
+    {"set_real_ip_from", kSS, 1, 1, false, true, "", h_set_real_ip_from},
+    {"proxy_protocol_timeout", kSS, 1, 1, false, false, "30s",
+     h_msec<&ServerSettings::proxy_protocol_timeout>},
     {"proxy_buffer_size", kSS, 1, 1, false, false, "16k",
      h_size_nonzero<&ServerSettings::proxy_buffer_size>},
     {"proxy_upload_rate", kSS, 1, 1, false, false, "0",

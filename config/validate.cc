@@ -484,11 +484,14 @@ void Builder::check_listeners() {
             }
         }
         // An ssl address:port needs a certificate on its default server;
-        // the others fall back to it when they have none, as in nginx.
+        // the others fall back to it when they have none, as in nginx. A
+        // server with "ssl_preread on" on an ssl address:port passes its
+        // names through undecrypted instead (Terminus: terminate and pass
+        // through on one listen), so it needs none.
         if (first.listen->ssl) {
             const Use& d = default_use ? *default_use : first;
             const ServerSettings& st = d.server->settings;
-            if (st.ssl_certificates.empty() && !st.ssl_reject_handshake) {
+            if (st.ssl_certificates.empty() && !st.ssl_reject_handshake && !st.ssl_preread) {
                 size_t idx = static_cast<size_t>(d.server - cfg.servers.data());
                 const SettingsScratch& sc = server_scratch[idx];
                 if (sc.certificates.empty() && sc.keys.empty()) {

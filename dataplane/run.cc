@@ -55,7 +55,10 @@ constexpr std::string_view kImplemented[] = {
     "ssl_session_cache", "ssl_session_timeout", "ssl_session_tickets", "ssl_session_ticket_key",
     "ssl_handshake_timeout", "ssl_verify_client", "ssl_verify_depth", "ssl_client_certificate",
     "ssl_trusted_certificate", "ssl_crl", "ssl_alpn", "ssl_stapling", "ssl_stapling_file",
-    "ssl_reject_handshake"};
+    "ssl_reject_handshake",
+    // Two sides per connection (proxy/transport.h): preread, maps, PROXY protocol.
+    "ssl_preread", "preread_timeout", "preread_buffer_size", "map", "hostnames", "volatile", "default",
+    "proxy_protocol", "proxy_protocol_version", "proxy_protocol_timeout", "set_real_ip_from"};
 
 // How long SIGTERM lets established sessions finish before resetting
 // them (dataplane { shutdown_timeout }), set before the lcores start.
@@ -76,11 +79,6 @@ std::vector<config::Diagnostic> unsupported_directives(const config::Config& cfg
                                                 "accepts it)"});
     };
     // Parameters of implemented directives that are not implemented.
-    for (const auto& s : cfg.servers) {
-        for (const auto& l : s.listen) {
-            if (l.proxy_protocol) refuse(l.loc, "\"listen ... proxy_protocol\"");
-        }
-    }
     for (const auto& u : cfg.upstreams) {
         std::string bad;
         if (u.method == config::BalanceMethod::kHash && !proxy::Balancer::key_supported(u.hash_key, bad)) {

@@ -28,11 +28,16 @@ ClientEndpoint::Status ClientEndpoint::handshake() {
         return Status::kFailed;
     }
     if (done_) return Status::kDone;
+    if (async_.ready && !parked_) {
+        SSL_set_async_callback(ssl_, async_ready);
+        SSL_set_async_callback_arg(ssl_, &async_);
+    }
     ERR_clear_error();
     transport_.cork();
     const int rc = SSL_do_handshake(ssl_);
     const int err = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
     transport_.flush();
+    parked_ = false;
     switch (err) {
         case SSL_ERROR_NONE:
             done_ = true;
@@ -40,8 +45,11 @@ ClientEndpoint::Status ClientEndpoint::handshake() {
             return Status::kDone;
         case SSL_ERROR_WANT_READ:
         case SSL_ERROR_WANT_WRITE:
+            return Status::kAgain;
         case SSL_ERROR_WANT_ASYNC:
         case SSL_ERROR_WANT_ASYNC_JOB:
+            parked_ = true;
+            park_async(ssl_, async_);
             return Status::kAgain;
         default:
             failure_ = classify_failure(err, transport_.eof(), error_);

@@ -2,6 +2,7 @@
 // received bytes allow (nginx's ngx_ssl_handshake, Envoy's doHandshake),
 // the server block chosen by SNI on the ClientHello, failures sorted by
 // reason from OpenSSL's error queue, then records through a RecordLayer.
+#include <openssl/async.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -297,6 +298,10 @@ Endpoint::Status Endpoint::handshake() {
         return Status::kFailed;
     }
     if (done_) return Status::kDone;
+    if (async_.ready && !parked_) {
+        SSL_set_async_callback(ssl_, async_ready);
+        SSL_set_async_callback_arg(ssl_, &async_);
+    }
     ERR_clear_error();
     transport_.cork();
     const int rc = SSL_do_handshake(ssl_);
@@ -317,6 +322,7 @@ Endpoint::Status Endpoint::handshake() {
             // An offloaded operation holds the job: call again on a later
             // turn of the loop.
             parked_ = true;
+            park_async(ssl_, async_);
             ++core_.counters.async_parked;
             return Status::kAgain;
         default: {
@@ -390,6 +396,23 @@ int Endpoint::write(const void* src, uint32_t len) {
 uint32_t Endpoint::write_room() const { return records_ ? records_->write_room() : 0; }
 
 uint32_t Endpoint::pending_write() const { return records_ ? records_->pending_write() : 0; }
+
+int async_ready(SSL*, void* arg) {
+    auto* hook = static_cast<Endpoint::AsyncHook*>(arg);
+    if (hook->ready) hook->ready->cookies.push_back(hook->cookie);
+    return 1;
+}
+
+bool park_async(SSL* ssl, Endpoint::AsyncHook& hook) {
+    hook.callback = false;
+    if (!hook.ready) return false;
+    // The callback is set before each step's job may start; the status is
+    // what the operation's provider said when it paused.
+    int status = ASYNC_STATUS_UNSUPPORTED;
+    if (SSL_get_async_status(ssl, &status) != 1) return false;
+    hook.callback = status == ASYNC_STATUS_OK;
+    return hook.callback;
+}
 
 void send_close_notify(SSL* ssl, Transport& t) {
     ERR_clear_error();

@@ -233,6 +233,18 @@ class CoreTls {
     std::vector<std::unique_ptr<ServerTls>> servers_;  // parallel to cfg.servers
 };
 
+// Where a parked handshake says it may go on. An offloading provider or
+// engine that supports callbacks (ASYNC_WAIT_CTX_set_callback, as Intel's
+// QAT engine does in its callback mode) calls back when its operation
+// completes; the callback appends the endpoint's cookie here, and the
+// core's poller resumes exactly those handshakes. Without that support
+// (ASYNC_STATUS_UNSUPPORTED) a parked handshake must be retried each turn
+// of the loop. One per core; reserve room for every session so that the
+// callback never allocates.
+struct AsyncReady {
+    std::vector<uint32_t> cookies;
+};
+
 // What carries records once the handshake is done. OpenSSL's record
 // layer now; a batched, offloaded AEAD engine replaces it later.
 class RecordLayer {
@@ -276,6 +288,10 @@ class Endpoint {
     bool established() const { return done_; }
     // A handshake step waits for an asynchronous crypto operation.
     bool parked() const { return parked_; }
+    // When parked: the operation will call back (READY gets COOKIE), so
+    // no retry is needed until then.
+    bool parked_with_callback() const { return parked_ && async_.callback; }
+    void notify_async(AsyncReady* ready, uint32_t cookie) { async_.ready = ready, async_.cookie = cookie; }
     // The handshake failed or was cut short: why.
     void fail(Failure f);
     Failure failure() const { return failure_; }
@@ -318,6 +334,16 @@ class Endpoint {
     bool parked_ = false;
     bool failed_ = false;
     bool ticket_used_ = false;
+
+  public:
+    struct AsyncHook {
+        AsyncReady* ready = nullptr;
+        uint32_t cookie = 0;
+        bool callback = false;  // the last park will be called back
+    };
+
+  private:
+    AsyncHook async_;
     bool bad_record_ = false;
 };
 
@@ -345,6 +371,10 @@ class ClientEndpoint {
     unsigned long error() const { return error_; }
     // The server accepted the offered session (after the handshake).
     bool resumed() const;
+    // As Endpoint's.
+    bool parked() const { return parked_; }
+    bool parked_with_callback() const { return parked_ && async_.callback; }
+    void notify_async(AsyncReady* ready, uint32_t cookie) { async_.ready = ready, async_.cookie = cookie; }
     // After the handshake: RecordLayer semantics.
     int read(void* dst, uint32_t len);
     int write(const void* src, uint32_t len);
@@ -366,6 +396,8 @@ class ClientEndpoint {
     unsigned long error_ = 0;
     bool done_ = false;
     bool failed_ = false;
+    bool parked_ = false;
+    Endpoint::AsyncHook async_;
 };
 
 }  // namespace terminus::tls

@@ -40,4 +40,11 @@ Result<bool> make_exchange(SharedTls& shared, const config::Config& cfg, unsigne
 int new_session_cb(SSL* ssl, SSL_SESSION* sess);
 void remove_session_cb(SSL_CTX* ctx, SSL_SESSION* sess);
 
+// After SSL_ERROR_WANT_ASYNC: whether the paused operation will call
+// back (then HOOK's cookie joins its ready list when it does), or must be
+// retried.
+bool park_async(SSL* ssl, Endpoint::AsyncHook& hook);
+// The SSL_set_async_callback function: ARG is the endpoint's AsyncHook.
+int async_ready(SSL* ssl, void* arg);
+
 }  // namespace terminus::tls

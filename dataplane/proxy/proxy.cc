@@ -1,9 +1,11 @@
 #include "dataplane/proxy/proxy.h"
 
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 
 #include "dataplane/flow.h"
+#include "dataplane/proxy/proxy_protocol.h"
 
 namespace terminus::dataplane::proxy {
 
@@ -15,20 +17,25 @@ constexpr unsigned kLogBurst = 10;
 }
 
 void Session::reset() {
-    tls.reset();
+    client.clear();
+    upstream.clear();
     port = nullptr;
     listener = nullptr;
-    transport = tcp::TcpTransport{};
+    balancer = nullptr;
+    hello.clear();
+    has_hello = false;
+    has_proxy_header = false;
+    pp_src_ip = pp_dst_ip = 0;
+    pp_src_port = pp_dst_port = 0;
+    pp_src_text[0] = pp_dst_text[0] = '\0';
+    stage = Stage::kClientHandshake;
     parked = false;
-    client = upstream = nullptr;
     peer = -1;
     tried = 0;
     tries = 0;
     first_try_us = 0;
     upstream_up = false;
     closing = false;
-    small_records = 0;
-    last_record_us = 0;
     deferred = false;
 }
 
@@ -45,6 +52,7 @@ Proxy::Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stac
       free_head_(max_sessions ? 0 : kNoSession) {
     tls_ = tls;
     parked_.reserve(max_sessions);
+    async_ready_.cookies.reserve(max_sessions);
     deferred_.reserve(max_sessions);
     for (unsigned i = 0; i < max_sessions; ++i) {
         sessions_[i].next_free = i + 1 < max_sessions ? i + 1 : kNoSession;
@@ -52,31 +60,64 @@ Proxy::Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stac
 }
 
 void Proxy::start() {
+    // Configuration was checked: what fails here is out of memory.
+    if (auto m = Maps::build(cfg_)) {
+        maps_ = std::move(*m);
+    } else {
+        std::fprintf(stderr, "terminusd: core %u: maps: %s\n", core_, m.error().c_str());
+    }
+    for (const auto& u : cfg_.upstreams) {
+        upstream_balancers_.push_back(std::make_unique<Balancer>(u, shared_.find(u.name)));
+    }
     std::vector<ServerListener*> by_server(cfg_.servers.size(), nullptr);
     for (size_t i = 0; i < cfg_.servers.size(); ++i) {
         const config::Server& srv = cfg_.servers[i];
-        std::unique_ptr<ServerListener> l;
-        if (srv.proxy_pass.kind == config::ProxyPass::Kind::kUpstream) {
-            const std::string& name = srv.proxy_pass.upstream;
-            l = std::make_unique<ServerListener>(*this, srv, Balancer(*cfg_.find_upstream(name), shared_.find(name)));
-        } else if (srv.proxy_pass.kind == config::ProxyPass::Kind::kAddress) {
-            l = std::make_unique<ServerListener>(*this, srv,
-                                                 Balancer(srv.proxy_pass.address.value_or(0), srv.proxy_pass.port));
-        } else {
-            continue;
+        auto l = std::make_unique<ServerListener>(*this, srv);
+        switch (srv.proxy_pass.kind) {
+            case config::ProxyPass::Kind::kUpstream:
+                for (size_t u = 0; u < cfg_.upstreams.size(); ++u) {
+                    if (cfg_.upstreams[u].name == srv.proxy_pass.upstream) l->fixed = upstream_balancers_[u].get();
+                }
+                break;
+            case config::ProxyPass::Kind::kAddress:
+                l->own = std::make_unique<Balancer>(srv.proxy_pass.address.value_or(0), srv.proxy_pass.port);
+                l->fixed = l->own.get();
+                break;
+            case config::ProxyPass::Kind::kVariable:
+                if (auto e = Expression::compile(srv.proxy_pass.value, maps_.get())) {
+                    l->target.emplace(std::move(*e));
+                } else {
+                    std::fprintf(stderr, "terminusd: core %u: proxy_pass %s: %s\n", core_,
+                                 srv.proxy_pass.value.c_str(), e.error().c_str());
+                    continue;
+                }
+                break;
+            case config::ProxyPass::Kind::kNone:
+                continue;
         }
+        l->passthrough = srv.settings.ssl_preread;
+        preread_cap_ = std::max<uint32_t>(preread_cap_, static_cast<uint32_t>(std::min<uint64_t>(
+                                                            srv.settings.preread_buffer_size, 1u << 20)));
         by_server[i] = l.get();
         listeners_.push_back(std::move(l));
     }
+    preread_cap_ = std::max<uint32_t>(preread_cap_, pp::kMaxHeaderLen);
+    preread_buf_.reset(new uint8_t[preread_cap_]);
     // One TCP listener per address and port; the server blocks on it share
     // it (SNI tells them apart under TLS).
     for (auto& g : tls::listen_groups(cfg_)) {
         unsigned backlog = 511;
+        bool proxy_protocol = false;
         for (const auto& ls : cfg_.servers[g.default_server].listen) {
-            if (ls.address == g.address && ls.port == g.port) backlog = static_cast<unsigned>(ls.backlog);
+            if (ls.address == g.address && ls.port == g.port) {
+                backlog = static_cast<unsigned>(ls.backlog);
+                proxy_protocol = ls.proxy_protocol;
+            }
         }
         auto pl = std::make_unique<PortListener>(*this, std::move(g));
         pl->by_server = by_server;
+        pl->proxy_protocol = proxy_protocol;
+        for (size_t i : pl->group.servers) pl->preread |= cfg_.servers[i].settings.ssl_preread;
         stack_.listen(pl->group.address, pl->group.port, pl.get(), backlog);
         ports_.push_back(std::move(pl));
     }
@@ -96,8 +137,11 @@ Session* Proxy::alloc_session() {
 }
 
 void Proxy::free_session(Session& s) {
-    if (s.peer >= 0) s.listener->balancer.release(s.peer);
-    s.tls.reset();  // frees the SSL and what OpenSSL held for it
+    if (s.peer >= 0) s.balancer->release(s.peer);
+    // Frees the SSLs and what OpenSSL held for them, and any decrypted
+    // bytes not passed on.
+    s.client.clear();
+    s.upstream.clear();
     s.in_use = false;
     s.next_free = free_head_;
     free_head_ = static_cast<uint32_t>(&s - sessions_.get());
@@ -113,8 +157,8 @@ void Proxy::abort_all() {
     for (unsigned i = 0; i < n_sessions_; ++i) {
         Session& s = sessions_[i];
         if (!s.in_use) continue;
-        if (s.client) stack_.abort(*s.client);
-        if (s.in_use && s.upstream) stack_.abort(*s.upstream);
+        if (s.client.conn) stack_.abort(*s.client.conn);
+        if (s.in_use && s.upstream.conn) stack_.abort(*s.upstream.conn);
     }
 }
 
@@ -130,18 +174,8 @@ tcp::Handler* PortListener::accept(tcp::Connection& c) {
     ++proxy.counters_.accepts;
     s->port = this;
     s->listener = first;
-    s->client = &c;
+    s->client.conn = &c;
     const config::Server& server = first->server;
-    if (group.ssl && proxy.tls_) {
-        s->transport.stack = &proxy.stack_;
-        s->transport.conn = &c;
-        s->transport.now = &proxy.now_us_;
-        s->tls.emplace(*proxy.tls_, group, s->transport);
-        // nginx's ssl_handshake_timeout bounds the whole handshake, however
-        // slowly the client trickles it in.
-        const auto hs = server.settings.ssl_handshake_timeout.count();
-        if (hs > 0) proxy.stack_.set_deadline(c, static_cast<uint64_t>(hs) * 1000);
-    }
     const auto idle = server.settings.proxy_timeout.count();
     if (idle > 0) proxy.stack_.set_idle_timeout(c, static_cast<uint64_t>(idle) * 1000);
     // so_keepalive of the listen this connection came in on; zeros are the
@@ -157,7 +191,223 @@ tcp::Handler* PortListener::accept(tcp::Connection& c) {
         }
         break;
     }
+    if (proxy_protocol) {
+        s->stage = Session::Stage::kProxyHeader;
+        const auto t = server.settings.proxy_protocol_timeout.count();
+        if (t > 0) proxy.stack_.set_deadline(c, static_cast<uint64_t>(t) * 1000);
+    } else {
+        proxy.begin_client(*s);
+    }
     return s;
+}
+
+void Proxy::begin_client(Session& s) {
+    tcp::Connection& c = *s.client.conn;
+    const config::Server& server = s.listener->server;
+    if (s.port->preread) {
+        // nginx arms preread_timeout once, when the preread starts.
+        s.stage = Session::Stage::kPreread;
+        const auto t = server.settings.preread_timeout.count();
+        stack_.set_deadline(c, t > 0 ? static_cast<uint64_t>(t) * 1000 : 0);
+        return;
+    }
+    if (s.port->group.ssl && tls_) {
+        s.client.make<TlsServerTransport>(stack_, c, &now_us_, *tls_, s.port->group)
+            .endpoint.notify_async(&async_ready_, index(s));
+        s.stage = Session::Stage::kClientHandshake;
+        // nginx's ssl_handshake_timeout bounds the whole handshake, however
+        // slowly the client trickles it in.
+        const auto hs = server.settings.ssl_handshake_timeout.count();
+        stack_.set_deadline(c, hs > 0 ? static_cast<uint64_t>(hs) * 1000 : 0);
+        return;
+    }
+    stack_.set_deadline(c, 0);
+    s.client.make<PlainTransport>(stack_, c).now = &now_us_;
+    s.stage = Session::Stage::kConnecting;
+}
+
+namespace {
+bool in_prefixes(const std::vector<config::Ipv4Prefix>& list, uint32_t ip) {
+    for (const auto& p : list) {
+        const uint32_t mask = p.len == 0 ? 0 : ~uint32_t{0} << (32 - p.len);
+        if ((ip & mask) == p.addr) return true;
+    }
+    return false;
+}
+
+void format_ipv4(char (&out)[16], uint32_t ip) {
+    std::snprintf(out, sizeof out, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+}
+}  // namespace
+
+void Proxy::read_proxy_header(Session& s) {
+    tcp::Connection& c = *s.client.conn;
+    const config::ServerSettings& st = s.listener->server.settings;
+    const uint32_t n = stack_.peek(c, 0, preread_buf_.get(), std::min<uint32_t>(c.rcvq.bytes, pp::kMaxHeaderLen));
+    pp::Header h;
+    const pp::Status status = pp::parse(preread_buf_.get(), n, h, pp::kMaxHeaderLen);
+    if (status == pp::Status::kNeedMore) {
+        if (!c.fin_received) return;
+        ++counters_.proxy_header_invalid;
+        stack_.close(c, now_us_);
+        return;
+    }
+    if (status == pp::Status::kInvalid) {
+        ++counters_.proxy_header_invalid;
+        stack_.abort(c);  // as nginx, which closes without a word
+        return;
+    }
+    // With set_real_ip_from, only the senders it lists may speak for a
+    // client: a header from another is refused, not silently believed or
+    // silently ignored.
+    if (!st.set_real_ip_from.empty() && !in_prefixes(st.set_real_ip_from, c.tuple.remote_ip)) {
+        ++counters_.proxy_header_untrusted;
+        stack_.abort(c);
+        return;
+    }
+    ++counters_.proxy_headers;
+    if (h.command == pp::Command::kProxy && h.family == pp::Family::kInet) {
+        s.has_proxy_header = true;
+        s.pp_src_ip = h.src.ip4;
+        s.pp_src_port = h.src.port;
+        s.pp_dst_ip = h.dst.ip4;
+        s.pp_dst_port = h.dst.port;
+        format_ipv4(s.pp_src_text, h.src.ip4);
+        format_ipv4(s.pp_dst_text, h.dst.ip4);
+    }
+    stack_.skip(c, h.length, now_us_);
+    begin_client(s);
+    // What followed the header in the same segments goes on now.
+    if (!s.in_use || !s.client.conn) return;
+    if (s.stage == Session::Stage::kConnecting) {
+        connect_upstream(s);
+    } else if (s.client.conn->rcvq.bytes > 0) {
+        s.on_readable(*s.client.conn);
+    }
+}
+
+void Proxy::preread(Session& s) {
+    tcp::Connection& c = *s.client.conn;
+    const config::ServerSettings& st = s.listener->server.settings;
+    const uint32_t limit = std::min<uint32_t>(static_cast<uint32_t>(st.preread_buffer_size), preread_cap_);
+    const uint32_t n = stack_.peek(c, 0, preread_buf_.get(), std::min(c.rcvq.bytes, limit));
+    const PrereadStatus status = parse_client_hello(preread_buf_.get(), n, s.hello);
+    switch (status) {
+        case PrereadStatus::kNeedMore:
+            if (n >= limit) {
+                // nginx: "preread buffer full", and the session ends.
+                ++counters_.preread_buffer_full;
+                stack_.abort(c);
+            } else if (c.fin_received) {
+                ++counters_.preread_closed;
+                stack_.close(c, now_us_);
+            }
+            return;
+        case PrereadStatus::kDone:
+            ++counters_.preread_done;
+            s.has_hello = true;
+            break;
+        case PrereadStatus::kNotTls:
+            ++counters_.preread_not_tls;
+            break;
+        case PrereadStatus::kInvalid:
+            ++counters_.preread_invalid;
+            break;
+    }
+    // The server by SNI, as TLS would pick it; then terminate it here, or
+    // pass the bytes through as they came (nothing was consumed).
+    char sni[ClientHelloInfo::kMaxServerName + 1];
+    const std::string_view name = s.hello.server_name();
+    std::memcpy(sni, name.data(), name.size());
+    sni[name.size()] = '\0';
+    const size_t idx = tls::select_server(cfg_, s.port->group, sni);
+    ServerListener* chosen = s.port->by_server[idx];
+    if (!chosen) {
+        ++counters_.no_route;
+        stack_.abort(c);
+        return;
+    }
+    s.listener = chosen;
+    if (s.port->group.ssl && tls_ && !chosen->passthrough) {
+        s.client.make<TlsServerTransport>(stack_, c, &now_us_, *tls_, s.port->group)
+            .endpoint.notify_async(&async_ready_, index(s));
+        s.stage = Session::Stage::kClientHandshake;
+        const auto hs = chosen->server.settings.ssl_handshake_timeout.count();
+        stack_.set_deadline(c, hs > 0 ? static_cast<uint64_t>(hs) * 1000 : 0);
+        handshake(s, s.client);
+        return;
+    }
+    stack_.set_deadline(c, 0);
+    if (status == PrereadStatus::kDone) ++counters_.passthrough;
+    const auto idle = chosen->server.settings.proxy_timeout.count();
+    stack_.set_idle_timeout(c, idle > 0 ? static_cast<uint64_t>(idle) * 1000 : 0);
+    s.client.make<PlainTransport>(stack_, c).now = &now_us_;
+    s.stage = Session::Stage::kConnecting;
+    connect_upstream(s);
+}
+
+SessionVars Session::vars() const {
+    SessionVars v;
+    if (client.conn) {
+        v.remote_addr = client.conn->tuple.remote_ip;
+        v.remote_port = client.conn->tuple.remote_port;
+        v.server_addr = client.conn->tuple.local_ip;
+        v.server_port = client.conn->tuple.local_port;
+    }
+    if (has_hello) v.preread = &hello;
+    if (has_proxy_header) {
+        v.has_proxy_protocol = true;
+        v.proxy_protocol_addr = pp_src_text;
+        v.proxy_protocol_port = pp_src_port;
+        v.proxy_protocol_server_addr = pp_dst_text;
+        v.proxy_protocol_server_port = pp_dst_port;
+        // set_real_ip_from trusted the sender: the client is who the
+        // header says (nginx's realip module).
+        if (!listener->server.settings.set_real_ip_from.empty()) {
+            v.remote_addr = pp_src_ip;
+            v.remote_port = pp_src_port;
+        }
+    }
+    if (const auto* t = std::get_if<TlsServerTransport>(&client.storage)) v.ssl_server_name = t->endpoint.sni();
+    return v;
+}
+
+bool Proxy::route(Session& s) {
+    ServerListener& l = *s.listener;
+    if (l.fixed) {
+        s.balancer = l.fixed;
+        return true;
+    }
+    if (!l.target) return false;
+    char buf[256];
+    const size_t n = l.target->evaluate(s.vars(), buf, sizeof buf - 1);
+    const std::string_view v(buf, std::min(n, sizeof buf - 1));
+    // An upstream group of that name, as nginx looks first...
+    for (size_t u = 0; u < cfg_.upstreams.size(); ++u) {
+        if (cfg_.upstreams[u].name == v) {
+            s.balancer = upstream_balancers_[u].get();
+            return true;
+        }
+    }
+    // ...then ADDRESS:PORT (names would need a resolver, which the
+    // dataplane does not have).
+    const size_t colon = v.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    auto ip = config::parse_ipv4(v.substr(0, colon));
+    unsigned port = 0;
+    const std::string_view ps = v.substr(colon + 1);
+    auto [p, ec] = std::from_chars(ps.data(), ps.data() + ps.size(), port);
+    if (!ip || ec != std::errc() || p != ps.data() + ps.size() || port == 0 || port > 65535) return false;
+    for (auto& b : address_balancers_) {
+        if (b->peer(0).addr == *ip && b->peer(0).port == port) {
+            s.balancer = b.get();
+            return true;
+        }
+    }
+    if (address_balancers_.size() >= kMaxAddressBalancers) return false;
+    address_balancers_.push_back(std::make_unique<Balancer>(*ip, static_cast<uint16_t>(port)));
+    s.balancer = address_balancers_.back().get();
+    return true;
 }
 
 uint16_t Proxy::pick_local_port(uint32_t remote_ip, uint16_t remote_port) {
@@ -167,15 +417,20 @@ uint16_t Proxy::pick_local_port(uint32_t remote_ip, uint16_t remote_port) {
 
 namespace {
 FlowKey flow_key(const Session& s) {
-    if (!s.client) return FlowKey{};
-    const tcp::FourTuple& t = s.client->tuple;
+    if (!s.client.conn) return FlowKey{};
+    const tcp::FourTuple& t = s.client.conn->tuple;
     return FlowKey{t.remote_ip, t.remote_port, t.local_ip, t.local_port};
 }
 }  // namespace
 
 void Proxy::connect_upstream(Session& s) {
     const config::ServerSettings& st = s.listener->server.settings;
-    Balancer& b = s.listener->balancer;
+    if (!s.balancer && !route(s)) {
+        ++counters_.no_route;
+        if (s.client.conn) stack_.abort(*s.client.conn);
+        return;
+    }
+    Balancer& b = *s.balancer;
     for (;;) {
         const bool limit_tries = st.proxy_next_upstream_tries && s.tries >= st.proxy_next_upstream_tries;
         const bool limit_time = st.proxy_next_upstream_timeout.count() &&
@@ -185,7 +440,7 @@ void Proxy::connect_upstream(Session& s) {
                        : b.pick(now_us_, flow_key(s), s.tried);
         if (peer < 0) {
             ++counters_.no_live_upstream;
-            if (s.client) stack_.abort(*s.client);  // closes the client at once
+            if (s.client.conn) stack_.abort(*s.client.conn);  // closes the client at once
             return;
         }
         if (s.tries == 0) s.first_try_us = now_us_;
@@ -201,7 +456,8 @@ void Proxy::connect_upstream(Session& s) {
                                    : nullptr;
         if (c) {
             ++counters_.upstream_connects;
-            s.upstream = c;
+            s.upstream.conn = c;
+            s.stage = Session::Stage::kConnecting;
             return;
         }
         ++counters_.no_local_port;
@@ -210,39 +466,82 @@ void Proxy::connect_upstream(Session& s) {
     }
 }
 
-void Proxy::tls_step(Session& s) {
-    tls::Endpoint& ep = *s.tls;
-    switch (ep.handshake()) {
-        case tls::Endpoint::Status::kAgain:
-            if (ep.parked() && !s.parked) {
-                s.parked = true;
-                parked_.push_back(static_cast<uint32_t>(&s - sessions_.get()));
-            }
-            return;
-        case tls::Endpoint::Status::kDone: {
-            stack_.set_deadline(*s.client, 0);
-            ServerListener* chosen = s.port->by_server[ep.server()];
-            if (!chosen) {
-                ep.fail(tls::Failure::k_internal);
-                break;
-            }
-            s.listener = chosen;
-            const auto idle = chosen->server.settings.proxy_timeout.count();
-            stack_.set_idle_timeout(*s.client, idle > 0 ? static_cast<uint64_t>(idle) * 1000 : 0);
-            connect_upstream(s);
-            return;
-        }
-        case tls::Endpoint::Status::kFailed:
-            break;
-    }
-    // The alert (if any) is queued: drop what the client still sent and
-    // close with a FIN behind it.
-    log_tls_failure(s);
-    stack_.skip(*s.client, UINT32_MAX, now_us_);
-    stack_.close(*s.client, now_us_);
+void Proxy::park(Session& s) {
+    if (s.parked) return;
+    s.parked = true;
+    parked_.push_back(index(s));
 }
 
-void Proxy::log_tls_failure(const Session& s) {
+void Proxy::handshake(Session& s, Side& side) {
+    if (!side.t || !side.conn || s.parked) return;
+    const Transport::Step st = side.t->handshake();
+    if (st == Transport::Step::kAgain) {
+        // A parked step whose operation calls back waits for that
+        // (poll() finds its cookie); one that does not is retried every
+        // turn of the loop.
+        bool parked = false, callback = false;
+        if (const auto* t = std::get_if<TlsServerTransport>(&side.storage)) {
+            parked = t->endpoint.parked();
+            callback = t->endpoint.parked_with_callback();
+        } else if (const auto* t = std::get_if<TlsClientTransport>(&side.storage)) {
+            parked = t->endpoint.parked();
+            callback = t->endpoint.parked_with_callback();
+        }
+        if (callback) {
+            s.parked = true;
+        } else if (parked) {
+            park(s);
+        }
+        return;
+    }
+    if (st == Transport::Step::kDone) {
+        if (&side == &s.client) {
+            client_handshake_done(s);
+        } else {
+            upstream_ready(s);
+        }
+        return;
+    }
+    // The alert (if any) is queued: drop what the peer still sent and
+    // close with a FIN behind it.
+    if (&side == &s.client) log_tls_failure(s);
+    side_failed(s, side, true);
+}
+
+void Proxy::client_handshake_done(Session& s) {
+    TlsServerTransport& tls = *s.client_tls();
+    stack_.set_deadline(*s.client.conn, 0);
+    ServerListener* chosen = s.port->by_server[tls.endpoint.server()];
+    if (!chosen) {
+        tls.endpoint.fail(tls::Failure::k_internal);
+        log_tls_failure(s);
+        side_failed(s, s.client, true);
+        return;
+    }
+    s.listener = chosen;
+    const auto idle = chosen->server.settings.proxy_timeout.count();
+    stack_.set_idle_timeout(*s.client.conn, idle > 0 ? static_cast<uint64_t>(idle) * 1000 : 0);
+    connect_upstream(s);
+}
+
+void Proxy::upstream_ready(Session& s) {
+    // Bytes flow both ways from here: what the client sent meanwhile
+    // first.
+    s.stage = Session::Stage::kRelay;
+    relay_both(s);
+}
+
+void Proxy::relay_both(Session& s) {
+    if (s.stage != Session::Stage::kRelay) return;
+    if (s.client.conn && s.upstream.conn) relay(s, s.client, s.upstream);
+    if (s.in_use && s.client.conn && s.upstream.conn && s.stage == Session::Stage::kRelay) {
+        relay(s, s.upstream, s.client);
+    }
+}
+
+void Proxy::log_tls_failure(Session& s) {
+    const TlsServerTransport* tls = s.client_tls();
+    if (!tls || !s.client.conn) return;
     if (now_us_ - log_window_us_ >= 1'000'000) {
         if (log_suppressed_) {
             std::fprintf(stderr, "terminusd: core %u: %lu more TLS handshake failures not logged\n", core_,
@@ -257,14 +556,14 @@ void Proxy::log_tls_failure(const Session& s) {
         return;
     }
     ++logged_;
-    const tcp::FourTuple& t = s.client->tuple;
-    const config::Location& where = cfg_.servers[s.tls->server()].loc;
+    const tcp::FourTuple& t = s.client.conn->tuple;
+    const config::Location& where = cfg_.servers[tls->endpoint.server()].loc;
     // Clients cause most failures: info, as nginx logs them.
     std::fprintf(stderr,
                  "terminusd: [info] TLS handshake failed (%s) from %u.%u.%u.%u:%u, SNI \"%s\", server at "
                  "%s:%d\n",
-                 tls::to_string(s.tls->failure()), t.remote_ip >> 24, (t.remote_ip >> 16) & 255,
-                 (t.remote_ip >> 8) & 255, t.remote_ip & 255, t.remote_port, s.tls->sni().c_str(),
+                 tls::to_string(tls->endpoint.failure()), t.remote_ip >> 24, (t.remote_ip >> 16) & 255,
+                 (t.remote_ip >> 8) & 255, t.remote_ip & 255, t.remote_port, tls->endpoint.sni().c_str(),
                  where.file.c_str(), where.line);
 }
 
@@ -281,10 +580,23 @@ bool Proxy::poll() {
         for (uint32_t i : deferred_) {
             Session& s = sessions_[i];
             s.deferred = false;
-            if (s.in_use && s.tls && s.client && s.upstream && s.upstream_up) relay_encrypt(s, *s.upstream);
+            if (s.in_use && s.stage == Session::Stage::kRelay) relay_both(s);
         }
         deferred_.clear();
         flushing_ = false;
+        progress = true;
+    }
+    // Handshakes whose offloaded operation called back.
+    if (!async_ready_.cookies.empty()) {
+        for (size_t i = 0; i < async_ready_.cookies.size(); ++i) {
+            const uint32_t idx = async_ready_.cookies[i];
+            if (idx >= n_sessions_) continue;
+            Session& s = sessions_[idx];
+            if (!s.in_use || !s.parked) continue;  // gone, or not waiting any more
+            s.parked = false;
+            handshake(s, s.stage == Session::Stage::kUpstreamHandshake ? s.upstream : s.client);
+        }
+        async_ready_.cookies.clear();
         progress = true;
     }
     if (parked_.empty()) return progress;
@@ -292,12 +604,13 @@ bool Proxy::poll() {
     const size_t n = parked_.size();
     for (size_t i = 0; i < n; ++i) {
         Session& s = sessions_[parked_[i]];
-        if (!s.in_use || !s.tls || !s.client) {
+        if (!s.in_use || !s.parked) {
             progress = true;
             continue;
         }
         s.parked = false;
-        tls_step(s);
+        Side& side = s.stage == Session::Stage::kUpstreamHandshake ? s.upstream : s.client;
+        handshake(s, side);
         if (s.in_use && s.parked) {
             parked_[keep++] = parked_[i];
         } else {
@@ -308,284 +621,257 @@ bool Proxy::poll() {
     return progress;
 }
 
-void Proxy::relay_decrypt(Session& s, tcp::Connection& to) {
-    // Client records become plaintext straight in mbufs that join the
-    // upstream's send queue.
-    uint64_t moved = 0;
-    for (;;) {
-        const uint32_t space = stack_.send_space(to);
-        if (space == 0) break;
-        rte_mbuf* m = rte_pktmbuf_alloc(stack_.pool());
-        if (!m) break;  // the pool is empty: backpressure
-        const uint32_t room = std::min<uint32_t>(space, rte_pktmbuf_tailroom(m));
-        const int n = s.tls->read(rte_pktmbuf_mtod(m, void*), room);
-        if (n > 0) {
-            m->data_len = static_cast<uint16_t>(n);
-            m->pkt_len = static_cast<uint32_t>(n);
-            if (!stack_.append(to, m, now_us_)) {
-                rte_pktmbuf_free(m);
-                break;
-            }
-            moved += static_cast<uint64_t>(n);
-            continue;
-        }
-        rte_pktmbuf_free(m);
-        if (n == 0) break;
-        counters_.bytes_to_upstream += moved;
-        if (n == -1) {
-            // close_notify, or the client's FIN: the client finished.
-            finished(s, *s.client, to);
-            return;
-        }
-        // A record that does not authenticate: nothing of it reaches the
-        // upstream; both sides are reset.
-        stack_.abort(*s.client);
-        return;
-    }
-    counters_.bytes_to_upstream += moved;
-}
-
-namespace {
-// Dynamic record sizing, as Google's and Cloudflare's servers do it: while
-// TCP's congestion window is still small (the first records of a
-// connection, and again after an idle second) each record fits one TCP
-// segment, so that the client can decrypt what every segment brings
-// instead of waiting for the dozen segments of a 16 KB record; then
-// records are full, with the least overhead per byte and one AEAD call
-// per 16 KB.
-constexpr uint32_t kSmallRecords = 16;
-constexpr uint64_t kRecordIdleUs = 1'000'000;
-// What a record adds to its plaintext, at most, for every suite we offer
-// but CBC with SHA-384: header 5, explicit IV up to 16, MAC up to 20 and
-// CBC padding up to 16, or an AEAD's nonce 8 and tag 16 (TLS 1.3: tag and
-// content type, 17).
-constexpr uint32_t kRecordOverhead = 64;
-// TCP timestamps take this much of every segment (RFC 7323 3).
-constexpr uint32_t kTimestampOption = 12;
-
-// Whether LEN more bytes queued on C now would wait for an ACK: TCP's
-// windows (the peer's and the congestion window) do not let them leave
-// yet, and bytes in flight or queued will bring that ACK (on_writable).
-bool would_wait(tcp::Connection& c, uint32_t len) {
-    const uint32_t in_flight = c.snd_nxt - c.snd_una;
-    const uint32_t unsent = c.sndq.bytes > in_flight ? c.sndq.bytes - in_flight : 0;
-    const uint32_t wnd = std::min(c.snd_wnd, c.congestion().cwnd());
-    const uint32_t can_send = wnd > in_flight ? wnd - in_flight : 0;
-    return c.sndq.bytes > 0 && unsent + len > can_send;
-}
-}  // namespace
-
-uint32_t Proxy::record_size(Session& s, const tcp::Connection& client) {
-    if (now_us_ - s.last_record_us >= kRecordIdleUs) s.small_records = 0;
-    if (s.small_records >= kSmallRecords) return kMaxRecord;
-    const uint32_t segment = client.snd_mss - (client.ts_ok ? kTimestampOption : 0);
-    return segment > 2 * kRecordOverhead ? segment - kRecordOverhead : kRecordOverhead;
-}
-
-const void* Proxy::gather(const tcp::ByteQueue& q, uint32_t len) {
-    // Zero copy when the first segment holds them all.
-    const rte_mbuf* m = q.head;
-    if (m->data_len >= len) return rte_pktmbuf_mtod(m, const void*);
-    auto* out = record_buf_.get();
-    for (uint32_t n = 0; m && n < len; m = m->next) {
-        const uint32_t take = std::min<uint32_t>(m->data_len, len - n);
-        std::memcpy(out + n, rte_pktmbuf_mtod(m, const void*), take);
-        n += take;
-    }
-    return out;
-}
-
-void Proxy::relay_encrypt(Session& s, tcp::Connection& from) {
-    // What waits in the upstream's receive queue leaves in records as
-    // large as record_size() allows (one SSL_write, one record: the
-    // contexts use SSL_MODE_ENABLE_PARTIAL_WRITE), not one per segment.
-    tcp::Connection& to = *s.client;
-    uint64_t moved = 0;
-    while (from.rcvq.bytes > 0 && from.rcvq.head) {
-        // A write OpenSSL holds goes again with at least its bytes, the
-        // same ones (they stay queued until OpenSSL took them), even
-        // before there is room for more.
-        const uint32_t pending = s.tls->pending_write();
-        uint32_t len = pending;
-        if (pending == 0) {
-            const uint32_t target = record_size(s, to);
-            const uint32_t want = std::min(from.rcvq.bytes, target);
-            // A short record that could not leave now anyway waits for
-            // the upstream's next segments to fill it, as Linux's
-            // tcp_autocorking holds small writes while the flow's packets
-            // still wait; one that would leave at once goes (no latency
-            // added). An upstream that finished sends nothing more.
-            if (want < target && !from.fin_received && would_wait(to, want)) break;
-            // Inside the rx burst, a short record waits for the burst's
-            // end (poll()): the next frames of the burst may fill it.
-            if (want < target && !from.fin_received && !flushing_) {
-                if (!s.deferred) {
-                    s.deferred = true;
-                    deferred_.push_back(static_cast<uint32_t>(&s - sessions_.get()));
-                }
-                break;
-            }
-            const uint32_t room = s.tls->write_room();
-            if (room == 0) break;
-            // While what is in flight will be acknowledged (on_writable
-            // then brings us back), wait for a whole record's room: a
-            // record cut to the room left is as small as what one ACK
-            // freed.
-            if (room < want && to.sndq.bytes > 0) break;
-            len = std::min(want, room);
-        }
-        const int n = s.tls->write(gather(from.rcvq, len), len);
-        if (n > 0) {
-            stack_.skip(from, static_cast<uint32_t>(n), now_us_);
-            moved += static_cast<uint64_t>(n);
-            ++tls_->counters.records_encrypted;
-            if (s.small_records < kSmallRecords) ++s.small_records;
-            s.last_record_us = now_us_;
-            continue;
-        }
-        if (n == 0) break;  // on_writable brings us back
-        counters_.bytes_to_client += moved;
-        stack_.abort(*s.client);
-        return;
-    }
-    counters_.bytes_to_client += moved;
-    if (from.fin_received && from.rcvq.bytes == 0) finished(s, from, *s.client);
-}
-
-void Proxy::finished(Session& s, tcp::Connection& from, tcp::Connection& to) {
-    if (to.fin_queued) return;
-    // TLS to the client ends with our close_notify before the FIN.
-    if (s.tls && &to == s.client) s.tls->shutdown();
-    stack_.shutdown(to, now_us_);
-    // proxy_half_close off (nginx's default): the session ends when
-    // either side finishes, so the other direction closes too.
-    if (!s.listener->server.settings.proxy_half_close && !from.fin_queued) {
-        s.closing = true;
-        if (s.tls && &from == s.client) s.tls->shutdown();
-        stack_.shutdown(from, now_us_);
-    }
-}
-
-void Proxy::relay(Session& s, tcp::Connection& from, tcp::Connection& to) {
-    if (s.closing && to.fin_queued) {
+void Proxy::relay(Session& s, Side& from, Side& to) {
+    if (!from.t || !to.t || !from.conn) return;
+    if (s.closing && to.conn && to.conn->fin_queued) {
         // proxy_half_close off and this side is closed to its peer already:
         // what still arrives has nowhere to go (nginx closes the socket).
-        stack_.skip(from, UINT32_MAX, now_us_);
+        stack_.skip(*from.conn, UINT32_MAX, now_us_);
         return;
     }
-    if (s.tls) {
-        if (&from == s.client) {
-            relay_decrypt(s, to);
-        } else {
-            relay_encrypt(s, from);
-        }
-        return;
+    const Transport::Recv got = from.t->fill(to.t->room());
+    uint32_t moved = 0;
+    Transport::Sent sent = Transport::Sent::kOk;
+    if (from.t->pending().bytes > 0) {
+        Transport::SendHints h;
+        h.now_us = now_us_;
+        h.flushing = flushing_;
+        h.source_done = got != Transport::Recv::kOk;
+        sent = to.t->send(*from.t, h, moved);
     }
-    const uint32_t n = stack_.forward(from, to, UINT32_MAX, now_us_);
-    if (&from == s.client) {
-        counters_.bytes_to_upstream += n;
+    if (&from == &s.client) {
+        counters_.bytes_to_upstream += moved;
     } else {
-        counters_.bytes_to_client += n;
+        counters_.bytes_to_client += moved;
     }
-    // The sender finished and everything it sent is passed on: pass its FIN.
-    if (from.fin_received && from.rcvq.bytes == 0) finished(s, from, to);
+    if (tls_ && to.t->kind() == Transport::Kind::kTlsServer) {
+        auto& tt = *static_cast<TlsTransport*>(to.t);
+        tls_->counters.records_encrypted += tt.records;
+        tt.records = 0;
+    }
+    if (sent == Transport::Sent::kDefer && !s.deferred) {
+        s.deferred = true;
+        deferred_.push_back(static_cast<uint32_t>(&s - sessions_.get()));
+    }
+    if (sent == Transport::Sent::kFailed) {
+        side_failed(s, to, false);
+        return;
+    }
+    switch (got) {
+        case Transport::Recv::kOk:
+        case Transport::Recv::kEnd:
+            break;
+        case Transport::Recv::kAlerted:
+            // Nothing of the bad record reaches the other side.
+            side_failed(s, from, true);
+            return;
+        case Transport::Recv::kFailed:
+            side_failed(s, from, false);
+            return;
+    }
+    // The sender finished and everything it sent is passed on: pass its
+    // end on.
+    if (from.t->drained()) finished(s, from, to);
+}
+
+void Proxy::side_failed(Session& s, Side& side, bool alerted) {
+    // A connection whose close is being reported has no handler any
+    // more: it must not be closed again from inside that report.
+    if (!side.conn || !side.conn->handler) return;
+    Side& other = s.other(side);
+    if (alerted) {
+        // The alert is queued: drop what the peer still sends and close
+        // with a FIN behind it; the other side ends with a FIN too.
+        stack_.skip(*side.conn, UINT32_MAX, now_us_);
+        if (other.conn && other.conn->handler) stack_.close(*other.conn, now_us_);
+        if (side.conn && side.conn->handler) stack_.close(*side.conn, now_us_);
+        return;
+    }
+    stack_.abort(*side.conn);
+}
+
+void Proxy::finished(Session& s, Side& from, Side& to) {
+    if (!to.conn || to.conn->fin_queued) return;
+    to.t->finish(now_us_);
+    // proxy_half_close off (nginx's default): the session ends when
+    // either side finishes, so the other direction closes too.
+    if (!s.listener->server.settings.proxy_half_close && from.conn && !from.conn->fin_queued) {
+        s.closing = true;
+        from.t->finish(now_us_);
+    }
+}
+
+void Proxy::send_proxy_header(Session& s) {
+    // proxy_protocol on: the client's addresses (as the PROXY header we
+    // read said them, when its sender is trusted) before any byte of the
+    // stream — before our TLS to the upstream, as HAProxy sends it.
+    tcp::Connection& up = *s.upstream.conn;
+    pp::Endpoints e;
+    const SessionVars v = s.vars();
+    e.src_ip = v.remote_addr;
+    e.src_port = v.remote_port;
+    e.dst_ip = v.server_addr;
+    e.dst_port = v.server_port;
+    if (s.has_proxy_header && !s.listener->server.settings.set_real_ip_from.empty()) {
+        e.dst_ip = s.pp_dst_ip;
+        e.dst_port = s.pp_dst_port;
+    }
+    uint8_t buf[512];
+    size_t n = 0;
+    if (s.listener->server.settings.proxy_protocol_version == 2) {
+        pp::V2Tlvs t;
+        pp::TlsInfo info;
+        const TlsServerTransport* tls = s.client_tls();
+        std::string_view sni = v.ssl_server_name;
+        if (sni.empty() && s.has_hello) sni = s.hello.server_name();
+        t.authority = sni;
+        if (tls && tls->established()) {
+            SSL* ssl = tls->endpoint.ssl();
+            const unsigned char* alpn = nullptr;
+            unsigned alpn_len = 0;
+            SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+            if (alpn) t.alpn = std::string_view(reinterpret_cast<const char*>(alpn), alpn_len);
+            info.version = SSL_get_version(ssl);
+            if (const char* c = SSL_get_cipher_name(ssl)) info.cipher = c;
+            if (X509* peer = SSL_get0_peer_certificate(ssl)) {
+                info.cert_conn = !SSL_session_reused(ssl);
+                info.cert_sess = true;
+                info.verify = static_cast<uint32_t>(SSL_get_verify_result(ssl));
+                (void)peer;
+            }
+            t.tls = &info;
+        }
+        n = pp::write_v2(buf, sizeof buf, e, t);
+    } else {
+        n = pp::write_v1(buf, sizeof buf, e);
+    }
+    if (n && stack_.write(up, buf, static_cast<uint32_t>(n), now_us_) == n) ++counters_.proxy_headers_sent;
 }
 
 void Proxy::finish_if_done(Session& s) {
     // A close may run inside another close's callback: free once.
-    if (s.in_use && !s.client && !s.upstream) free_session(s);
+    if (s.in_use && !s.client.conn && !s.upstream.conn) free_session(s);
 }
 
 void Session::on_established(tcp::Connection& c) {
     Proxy& p = *proxy;
-    if (&c == client) {
-        if (tls) {
-            p.tls_step(*this);  // the upstream waits for the handshake (and SNI)
-            return;
+    if (&c == client.conn) {
+        switch (stage) {
+            case Stage::kProxyHeader:
+            case Stage::kPreread:
+                return;  // the first bytes decide
+            case Stage::kClientHandshake:
+                p.handshake(*this, client);  // the upstream waits for the handshake (and SNI)
+                return;
+            default:
+                p.connect_upstream(*this);
+                return;
         }
-        p.connect_upstream(*this);
-        return;
     }
     upstream_up = true;
-    listener->balancer.on_success(peer);
+    balancer->on_success(peer);
     const auto idle = listener->server.settings.proxy_timeout.count();
     if (idle > 0) p.stack_.set_idle_timeout(c, static_cast<uint64_t>(idle) * 1000);
-    if (client) {
-        p.relay(*this, *client, c);
-        if (upstream) p.relay(*this, c, *client);
-    }
+    if (listener->server.settings.proxy_protocol) p.send_proxy_header(*this);
+    upstream.make<PlainTransport>(p.stack_, c).now = &p.now_us_;
+    if (client.conn) p.upstream_ready(*this);
 }
 
 void Session::on_readable(tcp::Connection& c) {
     Proxy& p = *proxy;
-    if (&c == client) {
-        if (tls && !tls->established()) {
-            if (!parked) p.tls_step(*this);
-            return;
-        }
-        if (upstream && upstream_up) p.relay(*this, c, *upstream);
-    } else if (client) {
-        p.relay(*this, c, *client);
-    } else {
+    Side* side = side_of(c);
+    if (!side) return;
+    if (!client.conn) {
         // The client is gone: what the upstream still sends goes nowhere,
         // and must not hold its connection open.
         p.stack_.skip(c, UINT32_MAX, p.now_us_);
+        return;
     }
+    if (side == &client && stage == Stage::kProxyHeader) {
+        p.read_proxy_header(*this);
+        return;
+    }
+    if (side == &client && stage == Stage::kPreread) {
+        p.preread(*this);
+        return;
+    }
+    if (side->t && !side->t->established()) {
+        p.handshake(*this, *side);
+        return;
+    }
+    if (stage == Stage::kRelay) p.relay(*this, *side, other(*side));
 }
 
 void Session::on_writable(tcp::Connection& c) {
     Proxy& p = *proxy;
-    if (&c == client) {
-        if (upstream) p.relay(*this, *upstream, c);
-    } else if (client && upstream_up) {
-        p.relay(*this, *client, c);
+    Side* side = side_of(c);
+    if (!side) return;
+    // A handshake flight larger than the send space left goes on now.
+    if (side->t && !side->t->established()) {
+        p.handshake(*this, *side);
+        return;
     }
+    if (stage == Stage::kRelay) p.relay(*this, other(*side), *side);
 }
 
 void Session::on_closed(tcp::Connection& c, tcp::CloseReason why) {
     Proxy& p = *proxy;
-    if (&c == upstream) {
-        upstream = nullptr;
+    if (&c == upstream.conn) {
+        // The upstream finished normally: what it sent last is passed on
+        // while C can still be read.
+        const bool normal = why != tcp::CloseReason::kIdle && why != tcp::CloseReason::kReset &&
+                            why != tcp::CloseReason::kTimeout && why != tcp::CloseReason::kAborted;
+        if (upstream_up && normal && stage == Stage::kRelay && client.conn && client.conn->handler) {
+            p.relay(*this, upstream, client);
+        }
+        // The transport must not touch C from here (a reconnect below
+        // gives the side a new connection).
+        if (upstream.t) upstream.t->detach();
+        upstream.conn = nullptr;
         if (!upstream_up) {
             // The connect failed: count it, and try the next server.
+            upstream.clear();
             ++p.counters_.upstream_failures;
-            listener->balancer.on_failure(peer, p.now_us_);
-            listener->balancer.release(peer);
+            balancer->on_failure(peer, p.now_us_);
+            balancer->release(peer);
             peer = -1;
-            if (client) p.connect_upstream(*this);
-        } else if (client) {
+            if (client.conn) p.connect_upstream(*this);
+        } else if (client.conn && client.conn->handler) {
             if (why == tcp::CloseReason::kIdle) {
                 // proxy_timeout: nginx closes both sockets, each with a FIN.
-                p.stack_.close(*client, p.now_us_);
+                p.stack_.close(*client.conn, p.now_us_);
             } else if (why == tcp::CloseReason::kReset || why == tcp::CloseReason::kTimeout ||
-                why == tcp::CloseReason::kAborted) {
+                       why == tcp::CloseReason::kAborted) {
                 ++p.counters_.resets_propagated;
-                p.stack_.abort(*client);
-            } else {
-                p.relay(*this, c, *client);
-                if (tls && !client->fin_queued) tls->shutdown();
-                p.stack_.shutdown(*client, p.now_us_);
+                p.stack_.abort(*client.conn);
+            } else if (client.t) {
+                client.t->finish(p.now_us_);
             }
         }
-    } else if (&c == client) {
-        if (tls && !tls->established()) {
+    } else if (&c == client.conn) {
+        if (why == tcp::CloseReason::kDeadline && stage == Stage::kPreread) ++p.counters_.preread_timeouts;
+        if (why == tcp::CloseReason::kDeadline && stage == Stage::kProxyHeader) {
+            ++p.counters_.proxy_header_timeouts;
+        }
+        if (TlsServerTransport* tls = client_tls(); tls && !tls->established()) {
             // The handshake never finished: say why.
-            tls->fail(why == tcp::CloseReason::kDeadline ? tls::Failure::k_timeout : tls::Failure::k_peer_closed);
+            tls->endpoint.fail(why == tcp::CloseReason::kDeadline ? tls::Failure::k_timeout
+                                                                 : tls::Failure::k_peer_closed);
             if (why == tcp::CloseReason::kDeadline) p.log_tls_failure(*this);
         }
-        transport.conn = nullptr;  // the endpoint must not touch C from here
-        client = nullptr;
-        if (upstream) {
+        if (client.t) client.t->detach();  // the transport must not touch C from here
+        client.conn = nullptr;
+        if (upstream.conn && upstream.conn->handler) {
             if (why == tcp::CloseReason::kIdle) {
-                p.stack_.close(*upstream, p.now_us_);
+                p.stack_.close(*upstream.conn, p.now_us_);
             } else if (why == tcp::CloseReason::kReset || why == tcp::CloseReason::kTimeout ||
-                why == tcp::CloseReason::kAborted) {
+                       why == tcp::CloseReason::kAborted) {
                 if (why != tcp::CloseReason::kAborted) ++p.counters_.resets_propagated;
-                p.stack_.abort(*upstream);
-            } else if (upstream_up) {
-                p.stack_.shutdown(*upstream, p.now_us_);
+                p.stack_.abort(*upstream.conn);
+            } else if (upstream_up && upstream.t) {
+                upstream.t->finish(p.now_us_);
             } else {
-                p.stack_.abort(*upstream);
+                p.stack_.abort(*upstream.conn);
             }
         }
     }

@@ -8,12 +8,15 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <variant>
 #include <vector>
 
 #include "config/config.h"
 #include "dataplane/proxy/balancer.h"
+#include "dataplane/proxy/client_hello.h"
+#include "dataplane/proxy/variables.h"
+#include "dataplane/proxy/transport.h"
 #include "dataplane/tcp/tcp.h"
-#include "dataplane/tcp_transport.h"
 #include "dataplane/worker.h"
 #include "tls/tls.h"
 
@@ -29,7 +32,20 @@ namespace terminus::dataplane::proxy {
     X(no_local_port, "upstream connects without a free local port")             \
     X(bytes_to_upstream, "bytes relayed from clients to upstreams")             \
     X(bytes_to_client, "bytes relayed from upstreams to clients")               \
-    X(resets_propagated, "resets passed from one side to the other")
+    X(resets_propagated, "resets passed from one side to the other")            \
+    X(no_route, "sessions closed: proxy_pass named no upstream or address")      \
+    X(preread_done, "ClientHellos read by ssl_preread")                        \
+    X(preread_not_tls, "ssl_preread sessions that did not start with TLS")     \
+    X(preread_invalid, "ssl_preread sessions with a malformed ClientHello")    \
+    X(preread_buffer_full, "sessions closed: preread_buffer_size without a whole ClientHello") \
+    X(preread_timeouts, "sessions closed: preread_timeout without a whole ClientHello") \
+    X(preread_closed, "clients that closed before their ClientHello was whole") \
+    X(passthrough, "TLS sessions passed through undecrypted")                   \
+    X(proxy_headers, "PROXY protocol headers read from clients")                \
+    X(proxy_header_invalid, "clients closed: a malformed PROXY protocol header") \
+    X(proxy_header_untrusted, "clients closed: a PROXY header from outside set_real_ip_from") \
+    X(proxy_header_timeouts, "clients closed: no PROXY header within proxy_protocol_timeout") \
+    X(proxy_headers_sent, "PROXY protocol headers sent to upstreams")
 
 struct ProxyCounters {
 #define TERMINUS_X(name, help) uint64_t name = 0;
@@ -40,14 +56,21 @@ struct ProxyCounters {
 
 class Proxy;
 
-// A server{} that proxies: its settings and its upstream choice.
+// A server{} that proxies: its settings and how it picks an upstream:
+// one group or address (FIXED), or the value of "proxy_pass $variable"
+// (TARGET), looked up among the upstream groups or read as ADDRESS:PORT.
 class ServerListener {
   public:
-    ServerListener(Proxy& p, const config::Server& s, Balancer b) : proxy(p), server(s), balancer(std::move(b)) {}
+    ServerListener(Proxy& p, const config::Server& s) : proxy(p), server(s) {}
 
     Proxy& proxy;
     const config::Server& server;
-    Balancer balancer;
+    Balancer* fixed = nullptr;
+    std::unique_ptr<Balancer> own;  // proxy_pass ADDRESS:PORT
+    std::optional<Expression> target;
+    // Passes TLS through undecrypted: "ssl_preread on" (on an ssl listen:
+    // the names this server holds are not terminated).
+    bool passthrough = false;
 };
 
 // One listening address and port, and the server blocks on it: the
@@ -60,34 +83,77 @@ class PortListener final : public tcp::Listener {
     Proxy& proxy;
     tls::ListenGroup group;
     std::vector<ServerListener*> by_server;  // indexed by Config::servers
+    bool proxy_protocol = false;  // "listen ... proxy_protocol"
+    bool preread = false;         // a server here has "ssl_preread on"
 };
 
+// One side of a session: its connection and the transport over it.
+struct Side {
+    tcp::Connection* conn = nullptr;
+    Transport* t = nullptr;  // into storage; null until the side has one
+    std::variant<std::monostate, PlainTransport, TlsServerTransport, TlsClientTransport> storage;
+
+    template <class T, class... Args>
+    T& make(Args&&... args) {
+        T& x = storage.template emplace<T>(std::forward<Args>(args)...);
+        t = &x;
+        return x;
+    }
+    void clear() {
+        t = nullptr;
+        storage.template emplace<std::monostate>();
+        conn = nullptr;
+    }
+    bool ready() const { return t && t->established(); }
+};
+
+// A proxied connection: the client's side, the upstream's side, and what
+// stage the session is in. The relay passes plaintext from one side's
+// transport to the other's whatever they are.
 struct Session final : tcp::Handler {
+    enum class Stage : uint8_t {
+        kProxyHeader,        // listen ... proxy_protocol: the client's PROXY header
+        kPreread,            // ssl_preread: waiting for the whole ClientHello
+        kClientHandshake,    // TLS from the client: the handshake (and SNI)
+        kConnecting,         // the upstream's TCP handshake
+        kUpstreamHandshake,  // proxy_ssl: TLS to the upstream
+        kRelay,              // bytes flow both ways
+    };
     Proxy* proxy = nullptr;
     PortListener* port = nullptr;
     ServerListener* listener = nullptr;  // for TLS: once SNI chose it
-    std::optional<tls::Endpoint> tls;
-    tcp::TcpTransport transport;
-    bool parked = false;
-    tcp::Connection* client = nullptr;
-    tcp::Connection* upstream = nullptr;
+    Balancer* balancer = nullptr;        // the upstream group picked from
+    Side client, upstream;
+    // What ssl_preread read ($ssl_preread_*), and the PROXY header's
+    // addresses ($proxy_protocol_addr; and the client's address, when
+    // set_real_ip_from trusts the sender).
+    ClientHelloInfo hello;
+    bool has_hello = false;
+    bool has_proxy_header = false;
+    uint32_t pp_src_ip = 0, pp_dst_ip = 0;
+    uint16_t pp_src_port = 0, pp_dst_port = 0;
+    char pp_src_text[16] = {}, pp_dst_text[16] = {};
+    Stage stage = Stage::kClientHandshake;
+    bool parked = false;  // a handshake waits on async crypto (Proxy::parked_)
     int peer = -1;
     uint64_t tried = 0;
     uint32_t tries = 0;
     uint64_t first_try_us = 0;
-    bool upstream_up = false;
-    bool closing = false;  // proxy_half_close off: one side finished
-    // Dynamic TLS record sizing (Proxy::record_size): the one-segment
-    // records sent since the connection started or idled, and when the
-    // last record went.
-    uint32_t small_records = 0;
-    uint64_t last_record_us = 0;
-    bool deferred = false;  // in Proxy::deferred_
+    bool upstream_up = false;  // the upstream's TCP connection is established
+    bool closing = false;      // proxy_half_close off: one side finished
+    bool deferred = false;     // in Proxy::deferred_
     bool in_use = false;
     uint32_t next_free = 0;
 
-    // Back to a free session's state (Endpoint cannot be assigned).
+    // Back to a free session's state (transports cannot be assigned).
     void reset();
+    // The values variables take for this session.
+    SessionVars vars() const;
+    Side& other(const Side& s) { return &s == &client ? upstream : client; }
+    Side* side_of(const tcp::Connection& c) {
+        return &c == client.conn ? &client : &c == upstream.conn ? &upstream : nullptr;
+    }
+    TlsServerTransport* client_tls() { return std::get_if<TlsServerTransport>(&client.storage); }
 
     void on_established(tcp::Connection& c) override;
     void on_readable(tcp::Connection& c) override;
@@ -120,17 +186,34 @@ class Proxy final : public Application {
     friend struct Session;
     friend class PortListener;
 
+    uint32_t index(const Session& s) const { return static_cast<uint32_t>(&s - sessions_.get()); }
     Session* alloc_session();
     void free_session(Session& s);
+    // The client side's first stage once any PROXY header is read.
+    void begin_client(Session& s);
+    void read_proxy_header(Session& s);
+    void preread(Session& s);
+    // Picks S's upstream group from its server's proxy_pass; false (the
+    // client closed) when its value names none.
+    bool route(Session& s);
     void connect_upstream(Session& s);
-    void relay(Session& s, tcp::Connection& from, tcp::Connection& to);
-    void tls_step(Session& s);
-    void relay_decrypt(Session& s, tcp::Connection& to);
-    void relay_encrypt(Session& s, tcp::Connection& from);
-    uint32_t record_size(Session& s, const tcp::Connection& client);
-    const void* gather(const tcp::ByteQueue& q, uint32_t len);
-    void finished(Session& s, tcp::Connection& from, tcp::Connection& to);
-    void log_tls_failure(const Session& s);
+    // proxy_protocol on: the PROXY header, first on the upstream.
+    void send_proxy_header(Session& s);
+    // Passes what FROM's transport holds to TO's, as much as TO takes.
+    void relay(Session& s, Side& from, Side& to);
+    // Both directions (a side became ready or writable).
+    void relay_both(Session& s);
+    // Runs the handshake of SIDE as far as it goes, and what follows it.
+    void handshake(Session& s, Side& side);
+    void client_handshake_done(Session& s);
+    void upstream_ready(Session& s);
+    void park(Session& s);
+    // FROM finished: TO finishes too, and FROM with proxy_half_close off.
+    void finished(Session& s, Side& from, Side& to);
+    // A side's transport ended badly: an alert is queued (ALERTED: close
+    // after it, with a FIN) or not (reset); the other side follows.
+    void side_failed(Session& s, Side& side, bool alerted);
+    void log_tls_failure(Session& s);
     void finish_if_done(Session& s);
     uint16_t pick_local_port(uint32_t remote_ip, uint16_t remote_port);
 
@@ -143,8 +226,22 @@ class Proxy final : public Application {
     uint64_t now_us_ = 0;
     tls::CoreTls* tls_ = nullptr;
     std::vector<std::unique_ptr<ServerListener>> listeners_;
+    std::unique_ptr<Maps> maps_;
+    // One balancer per upstream{} (parallel to Config::upstreams), and
+    // one per ADDRESS:PORT a "proxy_pass $variable" named, made on first
+    // use (at most kMaxAddressBalancers).
+    std::vector<std::unique_ptr<Balancer>> upstream_balancers_;
+    std::vector<std::unique_ptr<Balancer>> address_balancers_;
+    static constexpr size_t kMaxAddressBalancers = 256;
+    // Where the first bytes of a client are copied to be looked at.
+    std::unique_ptr<uint8_t[]> preread_buf_;
+    uint32_t preread_cap_ = 0;
     std::vector<std::unique_ptr<PortListener>> ports_;
-    std::vector<uint32_t> parked_;    // sessions whose handshake waits on async crypto
+    // Sessions whose handshake waits on async crypto that does not call
+    // back (retried each turn), and the cookies of those whose operation
+    // called back.
+    std::vector<uint32_t> parked_;
+    tls::AsyncReady async_ready_;
     // Sessions whose upstream bytes make less than a full record: they are
     // encrypted by poll(), after the rx burst (which may bring more) and
     // before tx, so that a burst of segments becomes one record, not one
@@ -160,10 +257,6 @@ class Proxy final : public Application {
     uint16_t next_port_ = 32768;
     bool stopping_ = false;
     ProxyCounters counters_;
-    // The most a TLS record carries (RFC 8446 5.1), and where the bytes
-    // of one record spread over several received segments are gathered.
-    static constexpr uint32_t kMaxRecord = 16384;
-    std::unique_ptr<uint8_t[]> record_buf_{new uint8_t[kMaxRecord]};
 };
 
 }  // namespace terminus::dataplane::proxy

@@ -247,6 +247,10 @@ class Stack {
     void set_deadline(Connection& c, uint64_t us);
     // Copies up to LEN received bytes into DST; returns how many.
     uint32_t read(Connection& c, void* dst, uint32_t len, uint64_t now_us);
+    // Copies up to LEN received bytes from OFFSET into DST without
+    // consuming them (the preread looks at a ClientHello that TLS or the
+    // relay then reads from its first byte); returns how many.
+    uint32_t peek(const Connection& c, uint32_t offset, void* dst, uint32_t len) const;
     // Drops up to LEN received bytes unread (no copy); returns how many.
     uint32_t skip(Connection& c, uint32_t len, uint64_t now_us);
     uint32_t send_space(const Connection& c) const;
@@ -254,6 +258,9 @@ class Stack {
     // fits), consuming only what was moved; returns how many. Whole
     // received segments are relinked, not copied.
     uint32_t forward(Connection& from, Connection& to, uint32_t max, uint64_t now_us);
+    // The same from a queue of bytes that is not a connection's (what a
+    // TLS side decrypted): up to MAX bytes of Q join TO's send queue.
+    uint32_t forward(ByteQueue& q, Connection& to, uint32_t max, uint64_t now_us);
     // Our side is done sending: a FIN follows the queued data.
     void shutdown(Connection& c, uint64_t now_us);
     // Resets the connection (RST) and forgets it; on_closed(kAborted).

@@ -352,6 +352,13 @@ uint32_t Stack::read(Connection& c, void* dst, uint32_t len, uint64_t now_us) {
     return len;
 }
 
+uint32_t Stack::peek(const Connection& c, uint32_t offset, void* dst, uint32_t len) const {
+    if (offset >= c.rcvq.bytes) return 0;
+    if (len > c.rcvq.bytes - offset) len = c.rcvq.bytes - offset;
+    bq_copy(c.rcvq, offset, len, dst);
+    return len;
+}
+
 uint32_t Stack::skip(Connection& c, uint32_t len, uint64_t now_us) {
     now_us_ = now_us;
     if (len > c.rcvq.bytes) len = c.rcvq.bytes;
@@ -372,6 +379,19 @@ uint32_t Stack::forward(Connection& from, Connection& to, uint32_t max, uint64_t
     const uint32_t moved = bq_move(from.rcvq, to.sndq, pool_, n);
     if (moved) {
         consumed(from, now_us);
+        if (to.idle_us) arm(to, TcpTimer::kIdle, to.idle_us);
+        send_data(to, now_us);
+    }
+    return moved;
+}
+
+uint32_t Stack::forward(ByteQueue& q, Connection& to, uint32_t max, uint64_t now_us) {
+    now_us_ = now_us;
+    if (to.fin_queued || (to.state != TcpState::kEstablished && to.state != TcpState::kCloseWait)) {
+        return 0;
+    }
+    const uint32_t moved = bq_move(q, to.sndq, pool_, std::min({max, q.bytes, send_space(to)}));
+    if (moved) {
         if (to.idle_us) arm(to, TcpTimer::kIdle, to.idle_us);
         send_data(to, now_us);
     }

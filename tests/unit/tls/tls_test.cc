@@ -748,6 +748,78 @@ TEST_F(Tls, AParkedHandshakeResumesWhereItStopped) {
     EXPECT_EQ(pauses, 1);
 }
 
+// An offload that calls back: it stores the job's completion callback,
+// says it will call it (ASYNC_STATUS_OK) and pauses; the test then plays
+// the device finishing.
+ASYNC_callback_fn device_done = nullptr;
+void* device_arg = nullptr;
+int calling_back_cert_cb(SSL*, void*) {
+    ASYNC_JOB* job = ASYNC_get_current_job();
+    if (pauses == 0 && job) {
+        ++pauses;
+        ASYNC_WAIT_CTX* w = ASYNC_get_wait_ctx(job);
+        if (ASYNC_WAIT_CTX_get_callback(w, &device_done, &device_arg) == 1) {
+            ASYNC_WAIT_CTX_set_status(w, ASYNC_STATUS_OK);
+        }
+        ASYNC_pause_job();
+    }
+    return 1;
+}
+
+TEST_F(Tls, AParkedHandshakeIsNamedByItsCompletionCallback) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    pauses = 0;
+    device_done = nullptr;
+    SSL_CTX_set_cert_cb(core0->server(0)->ctx, calling_back_cert_cb, nullptr);
+    Client c;
+    c.start();
+    SSL_do_handshake(c.ssl.get());
+    Pipe p;
+    char buf[4096];
+    int n;
+    while ((n = BIO_read(c.wbio, buf, sizeof buf)) > 0) p.in.append(buf, static_cast<size_t>(n));
+    AsyncReady ready;
+    ready.cookies.reserve(4);
+    Endpoint ep(*core0, groups[0], p);
+    ep.notify_async(&ready, 7);
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kAgain);
+    EXPECT_TRUE(ep.parked());
+    EXPECT_TRUE(ep.parked_with_callback());  // no retry needed: it will call
+    EXPECT_TRUE(ready.cookies.empty());
+    ASSERT_NE(device_done, nullptr);
+    device_done(device_arg);  // the device finished
+    ASSERT_EQ(ready.cookies.size(), 1u);
+    EXPECT_EQ(ready.cookies[0], 7u);
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kAgain);  // on to the client's Finished
+    EXPECT_FALSE(ep.parked());
+    BIO_write(c.rbio, p.out.data(), static_cast<int>(p.out.size()));
+    p.out.clear();
+    ASSERT_EQ(SSL_do_handshake(c.ssl.get()), 1);
+    while ((n = BIO_read(c.wbio, buf, sizeof buf)) > 0) p.in.append(buf, static_cast<size_t>(n));
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kDone);
+}
+
+// Without callback support (the plain pause above) the park says so, and
+// the proxy retries it each turn.
+TEST_F(Tls, AParkWithoutCallbackSupportAsksForRetries) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    pauses = 0;
+    SSL_CTX_set_cert_cb(core0->server(0)->ctx, pausing_cert_cb, nullptr);
+    Client c;
+    c.start();
+    SSL_do_handshake(c.ssl.get());
+    Pipe p;
+    char buf[4096];
+    int n;
+    while ((n = BIO_read(c.wbio, buf, sizeof buf)) > 0) p.in.append(buf, static_cast<size_t>(n));
+    AsyncReady ready;
+    Endpoint ep(*core0, groups[0], p);
+    ep.notify_async(&ready, 3);
+    EXPECT_EQ(ep.handshake(), Endpoint::Status::kAgain);
+    EXPECT_TRUE(ep.parked());
+    EXPECT_FALSE(ep.parked_with_callback());
+}
+
 TEST_F(Tls, RepeatedHandshakesDoNotGrowTheHeap) {
     load("server { listen 443 ssl; ssl_session_cache none; " + pair("ecdsa") + " proxy_pass b; }\n");
     auto handshakes = [&](int n) {
