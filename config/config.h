@@ -367,7 +367,7 @@ struct ServerSettings {
     uint8_t proxy_ssl_protocols = kTlsDefaultProtocols;
     std::string proxy_ssl_ciphers = "DEFAULT";
     std::vector<ConfCommand> proxy_ssl_conf_command;
-    bool proxy_ssl_verify = false;
+    bool proxy_ssl_verify = true;  // Terminus: on (nginx: off)
     uint32_t proxy_ssl_verify_depth = 1;
     std::string proxy_ssl_trusted_certificate;
     std::string proxy_ssl_crl;

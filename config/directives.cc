@@ -1419,6 +1419,13 @@ void h_proxy_ssl_file(Builder& b, Scope& s, const Node& n) {
     }
 }
 
+// Terminus verifies upstream certificates unless told not to (nginx
+// does not); where it was told is kept for the warning (validate.cc).
+void h_proxy_ssl_verify(Builder& b, Scope& s, const Node& n) {
+    read_flag(b, n, s.settings->proxy_ssl_verify);
+    s.scratch->proxy_ssl_verify_loc = n.loc();
+}
+
 void h_proxy_ssl_verify_depth(Builder& b, Scope& s, const Node& n) {
     read_u32(b, n, n.args[0], s.settings->proxy_ssl_verify_depth, 0, 100);
 }
@@ -1578,7 +1585,7 @@ constexpr DirectiveSpec kDirectives[] = {
     {"proxy_ssl_ciphers", kSS, 1, 1, false, false, "DEFAULT", h_ciphers},
     {"proxy_ssl_conf_command", kSS, 2, 2, false, true, "",
      h_conf_command<&ServerSettings::proxy_ssl_conf_command>},
-    {"proxy_ssl_verify", kSS, 1, 1, false, false, "off", h_flag<&ServerSettings::proxy_ssl_verify>},
+    {"proxy_ssl_verify", kSS, 1, 1, false, false, "on", h_proxy_ssl_verify},
     {"proxy_ssl_verify_depth", kSS, 1, 1, false, false, "1", h_proxy_ssl_verify_depth},
     {"proxy_ssl_trusted_certificate", kSS, 1, 1, false, false, "",
      h_file<&ServerSettings::proxy_ssl_trusted_certificate, FileKind::kCa>},

@@ -46,6 +46,7 @@ struct SettingsScratch {
     Location proxy_ssl_certificate_loc;
     Location proxy_ssl_certificate_key_loc;
     Location proxy_ssl_password_file_loc;
+    Location proxy_ssl_verify_loc;  // where "proxy_ssl_verify" was written
     bool listen_written = false;      // even if refused
     bool proxy_pass_written = false;  // even if refused
 };

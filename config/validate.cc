@@ -367,9 +367,27 @@ void Builder::finish_server(Server& s, SettingsScratch& scratch) {
                                  scratch.proxy_ssl_certificate_key_loc},
                           st.proxy_ssl_password_file);
     }
-    if (st.proxy_ssl && st.proxy_ssl_verify && st.proxy_ssl_trusted_certificate.empty()) {
-        error(s.loc, "\"proxy_ssl_verify on\" needs \"proxy_ssl_trusted_certificate\": the CA "
-                     "bundle that signs the upstream's certificate");
+    // Terminus verifies upstream certificates by default, against
+    // proxy_ssl_trusted_certificate or else the system's CA store (nginx
+    // verifies nothing unless told, and then needs the bundle). Turning it
+    // off is allowed, and said out loud where it was written: once, even
+    // when a stream{}-level "proxy_ssl_verify off" reaches many servers.
+    const Location& off_at = scratch.proxy_ssl_verify_loc;
+    if (st.proxy_ssl && !st.proxy_ssl_verify && off_at.line) {
+        bool first = true;
+        for (const Server& o : cfg.servers) {
+            if (&o == &s) break;
+            const Location& l = server_scratch[static_cast<size_t>(&o - cfg.servers.data())].proxy_ssl_verify_loc;
+            if (o.settings.proxy_ssl && !o.settings.proxy_ssl_verify && l.file == off_at.file &&
+                l.line == off_at.line && l.column == off_at.column) {
+                first = false;
+            }
+        }
+        if (first) {
+            warning(off_at, "upstream certificates are not verified (\"proxy_ssl_verify off\" with "
+                            "\"proxy_ssl on\"): anyone on the path to the upstream can read and change "
+                            "the traffic");
+        }
     }
 }
 

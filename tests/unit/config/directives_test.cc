@@ -162,6 +162,13 @@ TEST(Directives, SslVerifyDepthDefaultsToOne) {
     EXPECT_EQ(settings(r).ssl_verify_client, VerifyClient::kOff);
 }
 
+TEST(Directives, ProxySslVerifyDefaultsToOnUnlikeNginx) {
+    auto r = load(minimal());
+    ASSERT_TRUE(clean(r));
+    EXPECT_TRUE(settings(r).proxy_ssl_verify);
+    EXPECT_TRUE(settings(r).proxy_ssl_trusted_certificate.empty());  // the system's store
+}
+
 TEST(Directives, ProxySslSessionReuseDefaultsToOn) {
     auto r = load(minimal());
     ASSERT_TRUE(clean(r));
@@ -368,7 +375,8 @@ INSTANTIATE_TEST_SUITE_P(
         FlagCase{"ssl_reject_handshake", &ServerSettings::ssl_reject_handshake, false},
         FlagCase{"ssl_early_data", &ServerSettings::ssl_early_data, false},
         FlagCase{"proxy_ssl", &ServerSettings::proxy_ssl, false},
-        FlagCase{"proxy_ssl_verify", &ServerSettings::proxy_ssl_verify, false},
+        // The one default that is not nginx's: Terminus verifies upstreams.
+        FlagCase{"proxy_ssl_verify", &ServerSettings::proxy_ssl_verify, true},
         FlagCase{"proxy_ssl_server_name", &ServerSettings::proxy_ssl_server_name, false},
         FlagCase{"proxy_ssl_session_reuse", &ServerSettings::proxy_ssl_session_reuse, true}),
     [](const ::testing::TestParamInfo<FlagCase>& info) { return std::string(info.param.name); });

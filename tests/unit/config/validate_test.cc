@@ -781,15 +781,50 @@ TEST(Validate, StaplingWithFileAndTrustedCertificateIsValid) {
 // ---------------------------------------------------------------------------
 // Upstream-side TLS.
 
-TEST(Validate, ProxySslVerifyWithoutTrustedCertificate) {
-    EXPECT_THAT(diagnostics_of(R"(stream {
+TEST(Validate, ProxySslVerifyWithoutTrustedCertificateUsesTheSystemStore) {
+    // Unlike nginx, which needs the bundle: Terminus falls back to the
+    // system's CA store.
+    EXPECT_TRUE(clean(load(R"(stream {
     upstream b { server 198.18.0.1:8080; }
     server { listen 443; proxy_ssl on; proxy_ssl_verify on; proxy_pass b; }
+    server { listen 444; proxy_ssl on; proxy_pass b; }
+}
+)")));
+}
+
+TEST(Validate, ProxySslVerifyOffWarnsWhereItIsWritten) {
+    auto r = load(R"(stream {
+    upstream b { server 198.18.0.1:8080; }
+    server { listen 443; proxy_ssl on; proxy_ssl_verify off; proxy_pass b; }
+}
+)");
+    EXPECT_TRUE(r.ok());
+    EXPECT_THAT(diagnostics(r),
+                ElementsAre("/tmp/dir/t.conf:3:40: warning: upstream certificates are not verified "
+                            "(\"proxy_ssl_verify off\" with \"proxy_ssl on\"): anyone on the path to the "
+                            "upstream can read and change the traffic"));
+}
+
+TEST(Validate, ProxySslVerifyOffInStreamWarnsOnce) {
+    EXPECT_THAT(diagnostics_of(R"(stream {
+    proxy_ssl_verify off;
+    upstream b { server 198.18.0.1:8080; }
+    server { listen 443; proxy_ssl on; proxy_pass b; }
+    server { listen 444; proxy_ssl on; proxy_pass b; }
+    server { listen 445; proxy_ssl on; proxy_ssl_verify on; proxy_pass b; }
 }
 )"),
-                ElementsAre("/tmp/dir/t.conf:3:5: error: \"proxy_ssl_verify on\" needs "
-                            "\"proxy_ssl_trusted_certificate\": the CA bundle that signs the "
-                            "upstream's certificate"));
+                ElementsAre("/tmp/dir/t.conf:2:5: warning: upstream certificates are not verified "
+                            "(\"proxy_ssl_verify off\" with \"proxy_ssl on\"): anyone on the path to the "
+                            "upstream can read and change the traffic"));
+}
+
+TEST(Validate, ProxySslVerifyOffWithoutProxySslIsQuiet) {
+    EXPECT_TRUE(clean(load(R"(stream {
+    upstream b { server 198.18.0.1:8080; }
+    server { listen 443; proxy_ssl_verify off; proxy_pass b; }
+}
+)")));
 }
 
 TEST(Validate, ProxySslVerifyWithoutProxySslIsIgnored) {
