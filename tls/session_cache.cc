@@ -4,7 +4,9 @@
 // over a single-producer/single-consumer rte_ring (one per pair of cores,
 // Seastar's smp_message_queue shape); the last core to apply it gives the
 // slot back. A resumption on any core then finds the session, and a TLS
-// 1.3 session used once (and so removed) is gone everywhere.
+// 1.3 session used once (and so removed) is gone everywhere. The exchange
+// (exchange.h) also carries the upstream sessions of upstream.cc, over
+// rings of their own.
 #include <rte_ring.h>
 
 #include <openssl/ssl.h>
@@ -14,6 +16,7 @@
 #include <cstring>
 #include <new>
 
+#include "tls/exchange.h"
 #include "tls/tls_private.h"
 
 namespace terminus::tls {
@@ -22,19 +25,8 @@ namespace {
 
 constexpr unsigned kRingSize = 1024;    // per pair of cores
 constexpr unsigned kSlotsPerCore = 512;  // changes in flight per producer
-constexpr unsigned kMaxDer = 4000;      // larger sessions (long client chains) stay local
+constexpr unsigned kMaxDer = kExchangeMaxDer;
 constexpr unsigned kBurst = 32;
-
-struct alignas(64) Slot {
-    std::atomic<uint32_t> refs{0};
-    uint8_t remove = 0;
-    uint8_t id_len = 0;
-    uint16_t producer = 0;
-    uint32_t server = 0;
-    uint32_t len = 0;
-    uint8_t id[SSL_MAX_SSL_SESSION_ID_LENGTH];
-    uint8_t der[kMaxDer];
-};
 
 rte_ring* make_ring(const char* name, unsigned count, unsigned flags) {
     const ssize_t size = rte_ring_get_memsize(count);
@@ -51,80 +43,74 @@ rte_ring* make_ring(const char* name, unsigned count, unsigned flags) {
 
 }  // namespace
 
-// The rings and slot pools; made once, before the cores start.
-class SessionExchange {
-  public:
-    explicit SessionExchange(unsigned n) : n_(n), rings_(n * n, nullptr), free_(n, nullptr), slots_(n, nullptr) {
-        for (unsigned p = 0; p < n; ++p) {
-            // Consumers give slots back from any core: multi-producer.
-            free_[p] = make_ring("tls_free", kSlotsPerCore, RING_F_SC_DEQ);
-            slots_[p] = static_cast<Slot*>(std::aligned_alloc(64, sizeof(Slot) * kSlotsPerCore));
-            for (unsigned i = 0; i < kSlotsPerCore; ++i) {
-                Slot* s = new (&slots_[p][i]) Slot();
-                void* obj = s;
-                rte_ring_enqueue(free_[p], obj);
-            }
-            for (unsigned c = 0; c < n; ++c) {
-                if (c != p) rings_[p * n + c] = make_ring("tls_sess", kRingSize, RING_F_SP_ENQ | RING_F_SC_DEQ);
-            }
+SessionExchange::SessionExchange(unsigned n) : n_(n), rings_(n * n, nullptr), free_(n, nullptr), slots_(n, nullptr) {
+    for (unsigned p = 0; p < n; ++p) {
+        // Consumers give slots back from any core: multi-producer.
+        free_[p] = make_ring("tls_free", kSlotsPerCore, RING_F_SC_DEQ);
+        slots_[p] = static_cast<ExchangeSlot*>(std::aligned_alloc(64, sizeof(ExchangeSlot) * kSlotsPerCore));
+        if (!free_[p] || !slots_[p]) continue;
+        for (unsigned i = 0; i < kSlotsPerCore; ++i) {
+            ExchangeSlot* s = new (&slots_[p][i]) ExchangeSlot();
+            void* obj = s;
+            rte_ring_enqueue(free_[p], obj);
+        }
+        for (unsigned c = 0; c < n; ++c) {
+            if (c != p) rings_[p * n + c] = make_ring("tls_sess", kRingSize, RING_F_SP_ENQ | RING_F_SC_DEQ);
         }
     }
-    ~SessionExchange() {
-        for (auto* r : rings_) std::free(r);
-        for (auto* r : free_) std::free(r);
-        for (auto* s : slots_) std::free(s);
-    }
-    bool ok() const {
-        for (unsigned p = 0; p < n_; ++p) {
-            if (!free_[p] || !slots_[p]) return false;
-            for (unsigned c = 0; c < n_; ++c) {
-                if (c != p && !rings_[p * n_ + c]) return false;
-            }
-        }
-        return true;
-    }
+}
 
-    Slot* take(unsigned core) {
-        void* obj = nullptr;
-        return rte_ring_sc_dequeue(free_[core], &obj) == 0 ? static_cast<Slot*>(obj) : nullptr;
-    }
-    void give_back(Slot* s) { rte_ring_mp_enqueue(free_[s->producer], s); }
+SessionExchange::~SessionExchange() {
+    for (auto* r : rings_) std::free(r);
+    for (auto* r : free_) std::free(r);
+    for (auto* s : slots_) std::free(s);
+}
 
-    // Sends S to every other core; false when it reached none of them.
-    bool broadcast(unsigned from, Slot* s) {
-        s->producer = static_cast<uint16_t>(from);
-        s->refs.store(n_ - 1, std::memory_order_relaxed);
-        unsigned sent = 0;
+bool SessionExchange::ok() const {
+    for (unsigned p = 0; p < n_; ++p) {
+        if (!free_[p] || !slots_[p]) return false;
         for (unsigned c = 0; c < n_; ++c) {
-            if (c == from) continue;
-            if (rte_ring_sp_enqueue(rings_[from * n_ + c], s) == 0) {
-                ++sent;
-            } else {
-                release(s);  // that core will not see it
-            }
+            if (c != p && !rings_[p * n_ + c]) return false;
         }
-        return sent > 0;
     }
-    void release(Slot* s) {
-        if (s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) give_back(s);
-    }
-    // Up to MAX changes sent to core TO.
-    unsigned receive(unsigned to, Slot** out, unsigned max) {
-        unsigned got = 0;
-        for (unsigned p = 0; p < n_ && got < max; ++p) {
-            if (p == to) continue;
-            got += rte_ring_sc_dequeue_burst(rings_[p * n_ + to], reinterpret_cast<void**>(out + got), max - got,
-                                             nullptr);
-        }
-        return got;
-    }
+    return true;
+}
 
-  private:
-    unsigned n_;
-    std::vector<rte_ring*> rings_;  // [producer * n + consumer]
-    std::vector<rte_ring*> free_;   // per producer
-    std::vector<Slot*> slots_;      // per producer
-};
+ExchangeSlot* SessionExchange::take(unsigned core) {
+    void* obj = nullptr;
+    return rte_ring_sc_dequeue(free_[core], &obj) == 0 ? static_cast<ExchangeSlot*>(obj) : nullptr;
+}
+
+void SessionExchange::give_back(ExchangeSlot* s) { rte_ring_mp_enqueue(free_[s->producer], s); }
+
+bool SessionExchange::broadcast(unsigned from, ExchangeSlot* s) {
+    s->producer = static_cast<uint16_t>(from);
+    s->refs.store(n_ - 1, std::memory_order_relaxed);
+    unsigned sent = 0;
+    for (unsigned c = 0; c < n_; ++c) {
+        if (c == from) continue;
+        if (rte_ring_sp_enqueue(rings_[from * n_ + c], s) == 0) {
+            ++sent;
+        } else {
+            release(s);  // that core will not see it
+        }
+    }
+    return sent > 0;
+}
+
+void SessionExchange::release(ExchangeSlot* s) {
+    if (s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) give_back(s);
+}
+
+unsigned SessionExchange::receive(unsigned to, ExchangeSlot** out, unsigned max) {
+    unsigned got = 0;
+    for (unsigned p = 0; p < n_ && got < max; ++p) {
+        if (p == to) continue;
+        got += rte_ring_sc_dequeue_burst(rings_[p * n_ + to], reinterpret_cast<void**>(out + got), max - got,
+                                         nullptr);
+    }
+    return got;
+}
 
 SharedTls::SharedTls() = default;
 SharedTls::~SharedTls() = default;
@@ -152,7 +138,7 @@ void CoreTls::share_new(size_t server, SSL_SESSION* sess) {
     if (cached_.emplace(cache_key(server, id, id_len), sess).second) SSL_SESSION_up_ref(sess);
     if (applying_) return;
     const int len = i2d_SSL_SESSION(sess, nullptr);
-    Slot* s = len > 0 && static_cast<unsigned>(len) <= kMaxDer ? ex->take(core_) : nullptr;
+    ExchangeSlot* s = len > 0 && static_cast<unsigned>(len) <= kMaxDer ? ex->take(core_) : nullptr;
     if (!s) {
         ++counters.sessions_not_sent;
         return;
@@ -179,7 +165,7 @@ void CoreTls::share_removed(size_t server, SSL_SESSION* sess) {
         cached_.erase(it);
     }
     if (applying_) return;
-    Slot* s = ex->take(core_);
+    ExchangeSlot* s = ex->take(core_);
     if (!s) {
         ++counters.sessions_not_sent;
         return;
@@ -199,11 +185,11 @@ void CoreTls::share_removed(size_t server, SSL_SESSION* sess) {
 bool CoreTls::poll() {
     SessionExchange* ex = shared_.exchange.get();
     if (!ex) return false;
-    Slot* burst[kBurst];
+    ExchangeSlot* burst[kBurst];
     const unsigned n = ex->receive(core_, burst, kBurst);
     applying_ = true;
     for (unsigned i = 0; i < n; ++i) {
-        Slot* s = burst[i];
+        ExchangeSlot* s = burst[i];
         ServerTls* st = server(s->server);
         if (st && st->ctx) {
             if (s->remove) {
