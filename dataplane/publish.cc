@@ -3,12 +3,47 @@
 #include <string_view>
 
 #include "dataplane/proxy/proxy.h"
+#include "tls/upstream.h"
 
 namespace terminus::dataplane {
 
 namespace {
 
 bool is_loop(std::string_view name) { return name.substr(0, 5) == "loop_"; }
+
+// The upstream servers proxy_ssl re-encrypts to, as "GROUP/ADDRESS:PORT"
+// (or "ADDRESS:PORT" for proxy_pass ADDRESS:PORT), each with the keys its
+// sessions and counts are kept under; in configuration order.
+std::vector<std::pair<std::string, std::vector<tls::UpstreamKey>>> upstream_tls_peers(const config::Config& cfg) {
+    std::vector<std::pair<std::string, std::vector<tls::UpstreamKey>>> out;
+    auto add = [&](const std::string& where, const tls::UpstreamKey& k) {
+        for (auto& e : out) {
+            if (e.first == where) {
+                e.second.push_back(k);
+                return;
+            }
+        }
+        out.push_back({where, {k}});
+    };
+    for (size_t i = 0; i < cfg.servers.size(); ++i) {
+        const config::Server& srv = cfg.servers[i];
+        if (!srv.settings.proxy_ssl) continue;
+        const auto idx = static_cast<uint32_t>(i);
+        if (srv.proxy_pass.kind == config::ProxyPass::Kind::kAddress && srv.proxy_pass.address) {
+            add(config::ipv4_to_string(*srv.proxy_pass.address) + ":" + std::to_string(srv.proxy_pass.port),
+                tls::UpstreamKey{idx, *srv.proxy_pass.address, srv.proxy_pass.port});
+        } else if (const config::Upstream* u = srv.proxy_pass.kind == config::ProxyPass::Kind::kUpstream
+                                                   ? cfg.find_upstream(srv.proxy_pass.upstream)
+                                                   : nullptr) {
+            for (const auto& us : u->servers) {
+                if (!us.address) continue;
+                add(u->name + "/" + config::ipv4_to_string(*us.address) + ":" + std::to_string(us.port),
+                    tls::UpstreamKey{idx, *us.address, us.port});
+            }
+        }
+    }
+    return out;
+}
 
 }  // namespace
 
@@ -47,6 +82,23 @@ std::vector<mgmt::StatDef> stat_defs(const config::Config& cfg) {
     d.push_back({"tls_server", "failed_" #name, help, StatKind::kCounter, "server", where});
         TERMINUS_TLS_FAILURES(TERMINUS_X)
 #undef TERMINUS_X
+    }
+    // TLS to upstreams (proxy_ssl): per core, then per upstream server
+    // (label server="GROUP/ADDRESS:PORT", summed over the server blocks
+    // that re-encrypt to it).
+#define TERMINUS_X(name, help) d.push_back({"upstream_tls", #name, help, StatKind::kCounter});
+    TERMINUS_UPSTREAM_TLS_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+#define TERMINUS_X(name, help) d.push_back({"upstream_tls", "failed_" #name, help, StatKind::kCounter});
+    TERMINUS_UPSTREAM_TLS_FAILURES(TERMINUS_X)
+#undef TERMINUS_X
+    for (const auto& [where, keys] : upstream_tls_peers(cfg)) {
+        (void)keys;
+        d.push_back({"upstream_tls_server", "handshakes_full", "full handshakes with this upstream server",
+                     StatKind::kCounter, "server", where});
+        d.push_back({"upstream_tls_server", "handshakes_resumed",
+                     "handshakes with this upstream server that resumed a session", StatKind::kCounter, "server",
+                     where});
     }
     // Names as Prometheus likes them: "kEstablished" -> "established".
     for (auto& s : d) {
@@ -113,6 +165,30 @@ void publish(const Lcore& lc, mgmt::StatsWriter& w) {
             const tls::ServerTls* st = core->server(i);
             if (!st) continue;
             for (size_t f = 0; f < static_cast<size_t>(tls::Failure::kCount); ++f) v[n++] = st->failed[f];
+        }
+    }
+    const tls::UpstreamTls* up = lc.proxy ? lc.proxy->upstream_tls() : nullptr;
+    const tls::UpstreamTlsCounters no_up{};
+    const tls::UpstreamTlsCounters& ut = up ? up->counters : no_up;
+#define TERMINUS_X(name, help) \
+    if (n < std::size(v)) v[n++] = ut.name;
+    TERMINUS_UPSTREAM_TLS_COUNTERS(TERMINUS_X)
+#undef TERMINUS_X
+    for (size_t f = 0; f < static_cast<size_t>(tls::UpstreamFailure::kCount) && n < std::size(v); ++f) {
+        v[n++] = ut.failed[f];
+    }
+    if (lc.proxy) {
+        for (const auto& [where, keys] : upstream_tls_peers(lc.proxy->config())) {
+            uint64_t full = 0, resumed = 0;
+            for (const auto& k : keys) {
+                if (const tls::UpstreamPeer* p = up ? up->peer(k) : nullptr) {
+                    full += p->handshakes_full;
+                    resumed += p->handshakes_resumed;
+                }
+            }
+            if (n + 2 > std::size(v)) break;
+            v[n++] = full;
+            v[n++] = resumed;
         }
     }
     w.publish(lc.index, v, n);

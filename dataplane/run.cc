@@ -27,6 +27,7 @@
 #include "dataplane/proxy/proxy.h"
 #include "dataplane/publish.h"
 #include "dataplane/runtime.h"
+#include "tls/upstream.h"
 
 #include <sys/random.h>
 
@@ -58,7 +59,12 @@ constexpr std::string_view kImplemented[] = {
     "ssl_reject_handshake",
     // Two sides per connection (proxy/transport.h): preread, maps, PROXY protocol.
     "ssl_preread", "preread_timeout", "preread_buffer_size", "map", "hostnames", "volatile", "default",
-    "proxy_protocol", "proxy_protocol_version", "proxy_protocol_timeout", "set_real_ip_from"};
+    "proxy_protocol", "proxy_protocol_version", "proxy_protocol_timeout", "set_real_ip_from",
+    // TLS to upstreams (tls/upstream.h).
+    "proxy_ssl", "proxy_ssl_certificate", "proxy_ssl_certificate_key", "proxy_ssl_password_file",
+    "proxy_ssl_protocols", "proxy_ssl_ciphers", "proxy_ssl_conf_command", "proxy_ssl_verify",
+    "proxy_ssl_verify_depth", "proxy_ssl_trusted_certificate", "proxy_ssl_crl", "proxy_ssl_server_name",
+    "proxy_ssl_name", "proxy_ssl_session_reuse", "proxy_ssl_alpn"};
 
 // How long SIGTERM lets established sessions finish before resetting
 // them (dataplane { shutdown_timeout }), set before the lcores start.
@@ -128,6 +134,20 @@ int run(const config::Config& cfg, const RunOptions& options) {
     }
     std::unique_ptr<tls::SharedTls> shared_tls;
     std::vector<std::unique_ptr<tls::CoreTls>> core_tls;
+    // proxy_ssl: client contexts per core (in the core's OpenSSL library
+    // context when it terminates TLS too), upstream sessions shared.
+    bool any_proxy_ssl = false;
+    for (const auto& srv : cfg.servers) any_proxy_ssl |= srv.settings.proxy_ssl;
+    std::unique_ptr<tls::SharedUpstreamTls> shared_upstream_tls;
+    std::vector<std::unique_ptr<tls::UpstreamTls>> upstream_tls;
+    if (any_proxy_ssl) {
+        auto sh = tls::SharedUpstreamTls::create(cfg, n_cores);
+        if (!sh) {
+            log("upstream TLS: %s", sh.error().c_str());
+            return 1;
+        }
+        shared_upstream_tls = std::move(*sh);
+    }
     if (any_tls) {
         auto sh = tls::SharedTls::create(cfg, n_cores);
         if (!sh) {
@@ -146,9 +166,19 @@ int run(const config::Config& cfg, const RunOptions& options) {
             }
             core_tls.push_back(std::move(*ct));
         }
+        if (any_proxy_ssl) {
+            auto ut = tls::UpstreamTls::create(cfg, *shared_upstream_tls, i,
+                                               any_tls ? core_tls.back()->libctx() : nullptr);
+            if (!ut) {
+                log("upstream TLS: %s", ut.error().c_str());
+                return 1;
+            }
+            upstream_tls.push_back(std::move(*ut));
+        }
         proxies.push_back(std::make_unique<proxy::Proxy>(cfg, shared_upstreams, *stacks.back(), i, n_cores,
                                                          ports[0].ip, tp.max_connections / 2,
-                                                         any_tls ? core_tls.back().get() : nullptr));
+                                                         any_tls ? core_tls.back().get() : nullptr,
+                                                         any_proxy_ssl ? upstream_tls.back().get() : nullptr));
         proxies.back()->start();
         lcores[i].tcp = stacks.back().get();
         lcores[i].proxy = proxies.back().get();

@@ -1,5 +1,7 @@
 #include "dataplane/proxy/proxy.h"
 
+#include <openssl/x509.h>
+
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -40,7 +42,8 @@ void Session::reset() {
 }
 
 Proxy::Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stack& stack, unsigned core,
-             unsigned n_cores, uint32_t local_ip, unsigned max_sessions, tls::CoreTls* tls)
+             unsigned n_cores, uint32_t local_ip, unsigned max_sessions, tls::CoreTls* tls,
+             tls::UpstreamTls* upstream_tls)
     : cfg_(cfg),
       shared_(shared),
       stack_(stack),
@@ -51,6 +54,7 @@ Proxy::Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stac
       n_sessions_(max_sessions),
       free_head_(max_sessions ? 0 : kNoSession) {
     tls_ = tls;
+    upstream_tls_ = upstream_tls;
     parked_.reserve(max_sessions);
     async_ready_.cookies.reserve(max_sessions);
     deferred_.reserve(max_sessions);
@@ -249,6 +253,7 @@ void Proxy::read_proxy_header(Session& s) {
     if (status == pp::Status::kNeedMore) {
         if (!c.fin_received) return;
         ++counters_.proxy_header_invalid;
+        stack_.skip(c, UINT32_MAX, now_us_);
         stack_.close(c, now_us_);
         return;
     }
@@ -299,7 +304,9 @@ void Proxy::preread(Session& s) {
                 ++counters_.preread_buffer_full;
                 stack_.abort(c);
             } else if (c.fin_received) {
+                // The client finished first: a FIN back, nothing to reset.
                 ++counters_.preread_closed;
+                stack_.skip(c, UINT32_MAX, now_us_);
                 stack_.close(c, now_us_);
             }
             return;
@@ -485,7 +492,6 @@ void Proxy::handshake(Session& s, Side& side) {
             callback = t->endpoint.parked_with_callback();
         } else if (const auto* t = std::get_if<TlsClientTransport>(&side.storage)) {
             parked = t->endpoint.parked();
-            callback = t->endpoint.parked_with_callback();
         }
         if (callback) {
             s.parked = true;
@@ -504,7 +510,11 @@ void Proxy::handshake(Session& s, Side& side) {
     }
     // The alert (if any) is queued: drop what the peer still sent and
     // close with a FIN behind it.
-    if (&side == &s.client) log_tls_failure(s);
+    if (&side == &s.client) {
+        log_tls_failure(s);
+    } else {
+        log_upstream_tls_failure(s);
+    }
     side_failed(s, side, true);
 }
 
@@ -527,6 +537,7 @@ void Proxy::client_handshake_done(Session& s) {
 void Proxy::upstream_ready(Session& s) {
     // Bytes flow both ways from here: what the client sent meanwhile
     // first.
+    if (s.stage == Session::Stage::kUpstreamHandshake && s.upstream.conn) stack_.set_deadline(*s.upstream.conn, 0);
     s.stage = Session::Stage::kRelay;
     relay_both(s);
 }
@@ -573,6 +584,7 @@ bool Proxy::poll() {
     // and still parked is not progress, one that moved on (or a session
     // that went away) is.
     bool progress = tls_ && tls_->poll();
+    if (upstream_tls_ && upstream_tls_->poll()) progress = true;
     // Short records held back during the rx burst leave now, with what
     // the rest of the burst added to them.
     if (!deferred_.empty()) {
@@ -721,6 +733,7 @@ void Proxy::send_proxy_header(Session& s) {
     if (s.listener->server.settings.proxy_protocol_version == 2) {
         pp::V2Tlvs t;
         pp::TlsInfo info;
+        char cn[256];
         const TlsServerTransport* tls = s.client_tls();
         std::string_view sni = v.ssl_server_name;
         if (sni.empty() && s.has_hello) sni = s.hello.server_name();
@@ -737,7 +750,9 @@ void Proxy::send_proxy_header(Session& s) {
                 info.cert_conn = !SSL_session_reused(ssl);
                 info.cert_sess = true;
                 info.verify = static_cast<uint32_t>(SSL_get_verify_result(ssl));
-                (void)peer;
+                const int len = X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn,
+                                                          sizeof cn);
+                if (len > 0) info.cn = std::string_view(cn, static_cast<size_t>(len));
             }
             t.tls = &info;
         }
@@ -746,6 +761,65 @@ void Proxy::send_proxy_header(Session& s) {
         n = pp::write_v1(buf, sizeof buf, e);
     }
     if (n && stack_.write(up, buf, static_cast<uint32_t>(n), now_us_) == n) ++counters_.proxy_headers_sent;
+}
+
+void Proxy::start_upstream_tls(Session& s) {
+    // proxy_ssl: the name verified (and sent as SNI under
+    // proxy_ssl_server_name) is proxy_ssl_name, else proxy_pass's host,
+    // as in nginx: for "proxy_pass NAME;" the upstream group's name.
+    const config::Server& srv = s.listener->server;
+    const config::ServerSettings& st = srv.settings;
+    std::string_view name = st.proxy_ssl_name;
+    if (name.empty()) {
+        switch (srv.proxy_pass.kind) {
+            case config::ProxyPass::Kind::kUpstream: name = srv.proxy_pass.upstream; break;
+            case config::ProxyPass::Kind::kAddress: name = srv.proxy_pass.host; break;
+            default: name = srv.proxy_pass.value; break;
+        }
+    }
+    // The client's ALPN protocol goes on to the upstream (else
+    // proxy_ssl_alpn's).
+    std::string_view alpn;
+    if (const TlsServerTransport* c = s.client_tls(); c && c->established()) {
+        const unsigned char* p = nullptr;
+        unsigned len = 0;
+        SSL_get0_alpn_selected(c->endpoint.ssl(), &p, &len);
+        if (p) alpn = std::string_view(reinterpret_cast<const char*>(p), len);
+    }
+    const Peer& peer = s.balancer->peer(s.peer);
+    const tls::UpstreamKey key{static_cast<uint32_t>(&srv - cfg_.servers.data()), peer.addr, peer.port};
+    s.upstream.make<TlsClientTransport>(stack_, *s.upstream.conn, &now_us_, *upstream_tls_, key, name, alpn);
+    s.stage = Session::Stage::kUpstreamHandshake;
+    // nginx bounds the upstream's handshake by proxy_connect_timeout.
+    const auto t = st.proxy_connect_timeout.count();
+    if (t > 0) stack_.set_deadline(*s.upstream.conn, static_cast<uint64_t>(t) * 1000);
+    handshake(s, s.upstream);
+}
+
+void Proxy::log_upstream_tls_failure(Session& s) {
+    const auto* t = std::get_if<TlsClientTransport>(&s.upstream.storage);
+    if (!t || !s.upstream.conn) return;
+    if (now_us_ - log_window_us_ >= 1'000'000) {
+        log_window_us_ = now_us_;
+        logged_ = 0;
+    }
+    if (logged_ >= kLogBurst) {
+        ++log_suppressed_;
+        return;
+    }
+    ++logged_;
+    const tcp::FourTuple& u = s.upstream.conn->tuple;
+    const char* why = t->endpoint.failed() ? tls::to_string(t->endpoint.failure()) : "internal";
+    const char* verify = t->endpoint.verify_error();
+    const std::string name(t->endpoint.name());
+    // Our side's configuration or the upstream's certificate: an error,
+    // as nginx logs upstream SSL handshake failures.
+    std::fprintf(stderr,
+                 "terminusd: [error] upstream TLS handshake with %u.%u.%u.%u:%u failed (%s%s%s), name \"%s\", "
+                 "server at %s:%d; the client is closed\n",
+                 u.remote_ip >> 24, (u.remote_ip >> 16) & 255, (u.remote_ip >> 8) & 255, u.remote_ip & 255,
+                 u.remote_port, why, verify ? ": " : "", verify ? verify : "", name.c_str(),
+                 s.listener->server.loc.file.c_str(), s.listener->server.loc.line);
 }
 
 void Proxy::finish_if_done(Session& s) {
@@ -773,6 +847,10 @@ void Session::on_established(tcp::Connection& c) {
     const auto idle = listener->server.settings.proxy_timeout.count();
     if (idle > 0) p.stack_.set_idle_timeout(c, static_cast<uint64_t>(idle) * 1000);
     if (listener->server.settings.proxy_protocol) p.send_proxy_header(*this);
+    if (listener->server.settings.proxy_ssl && p.upstream_tls_) {
+        p.start_upstream_tls(*this);
+        return;
+    }
     upstream.make<PlainTransport>(p.stack_, c).now = &p.now_us_;
     if (client.conn) p.upstream_ready(*this);
 }
@@ -817,6 +895,13 @@ void Session::on_writable(tcp::Connection& c) {
 void Session::on_closed(tcp::Connection& c, tcp::CloseReason why) {
     Proxy& p = *proxy;
     if (&c == upstream.conn) {
+        if (stage == Stage::kUpstreamHandshake) {
+            if (auto* t = std::get_if<TlsClientTransport>(&upstream.storage); t && !t->endpoint.failed()) {
+                t->endpoint.fail(why == tcp::CloseReason::kDeadline ? tls::UpstreamFailure::k_timeout
+                                                                   : tls::UpstreamFailure::k_peer_closed);
+                if (why == tcp::CloseReason::kDeadline) p.log_upstream_tls_failure(*this);
+            }
+        }
         // The upstream finished normally: what it sent last is passed on
         // while C can still be read.
         const bool normal = why != tcp::CloseReason::kIdle && why != tcp::CloseReason::kReset &&

@@ -164,8 +164,11 @@ struct Session final : tcp::Handler {
 class Proxy final : public Application {
   public:
     // TLS: this core's contexts, or null when no server terminates TLS.
+    // UPSTREAM_TLS: this core's proxy_ssl contexts and upstream sessions,
+    // or null when no server has proxy_ssl on.
     Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stack& stack, unsigned core,
-          unsigned n_cores, uint32_t local_ip, unsigned max_sessions, tls::CoreTls* tls = nullptr);
+          unsigned n_cores, uint32_t local_ip, unsigned max_sessions, tls::CoreTls* tls = nullptr,
+          tls::UpstreamTls* upstream_tls = nullptr);
 
     // Registers a listener for every server{} this dataplane serves.
     void start();
@@ -181,6 +184,8 @@ class Proxy final : public Application {
 
     const ProxyCounters& counters() const { return counters_; }
     const tls::CoreTls* tls() const { return tls_; }
+    const tls::UpstreamTls* upstream_tls() const { return upstream_tls_; }
+    const config::Config& config() const { return cfg_; }
 
   private:
     friend struct Session;
@@ -199,6 +204,9 @@ class Proxy final : public Application {
     void connect_upstream(Session& s);
     // proxy_protocol on: the PROXY header, first on the upstream.
     void send_proxy_header(Session& s);
+    // proxy_ssl: TLS to the upstream once its TCP is up.
+    void start_upstream_tls(Session& s);
+    void log_upstream_tls_failure(Session& s);
     // Passes what FROM's transport holds to TO's, as much as TO takes.
     void relay(Session& s, Side& from, Side& to);
     // Both directions (a side became ready or writable).
@@ -225,6 +233,7 @@ class Proxy final : public Application {
     uint32_t local_ip_;
     uint64_t now_us_ = 0;
     tls::CoreTls* tls_ = nullptr;
+    tls::UpstreamTls* upstream_tls_ = nullptr;
     std::vector<std::unique_ptr<ServerListener>> listeners_;
     std::unique_ptr<Maps> maps_;
     // One balancer per upstream{} (parallel to Config::upstreams), and

@@ -200,14 +200,15 @@ Transport::Step TlsServerTransport::handshake() {
 }
 
 TlsClientTransport::TlsClientTransport(tcp::Stack& stack, tcp::Connection& conn, const uint64_t* now,
-                                       SSL_CTX* ctx, const char* sni, SSL_SESSION* resume)
-    : TlsTransport(Kind::kTlsClient, stack, conn, now), endpoint(ctx, bytes_, sni, resume) {}
+                                       tls::UpstreamTls& core, const tls::UpstreamKey& key, std::string_view name,
+                                       std::string_view alpn)
+    : TlsTransport(Kind::kTlsClient, stack, conn, now), endpoint(core, key, bytes_, name, alpn) {}
 
 Transport::Step TlsClientTransport::handshake() {
     switch (endpoint.handshake()) {
-        case tls::ClientEndpoint::Status::kAgain: return Step::kAgain;
-        case tls::ClientEndpoint::Status::kDone: return Step::kDone;
-        case tls::ClientEndpoint::Status::kFailed: break;
+        case tls::UpstreamConnection::Status::kAgain: return Step::kAgain;
+        case tls::UpstreamConnection::Status::kDone: return Step::kDone;
+        case tls::UpstreamConnection::Status::kFailed: break;
     }
     return Step::kFailed;
 }

@@ -11,10 +11,12 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "dataplane/tcp/tcp.h"
 #include "dataplane/tcp_transport.h"
 #include "tls/tls.h"
+#include "tls/upstream.h"
 
 namespace terminus::dataplane::proxy {
 
@@ -163,13 +165,15 @@ class TlsServerTransport final : public TlsTransport {
     void tls_shutdown() override { endpoint.shutdown(); }
 };
 
+// proxy_ssl: TLS to the upstream, with its verification, session reuse
+// and counters (tls/upstream.h).
 class TlsClientTransport final : public TlsTransport {
   public:
-    TlsClientTransport(tcp::Stack& stack, tcp::Connection& conn, const uint64_t* now, SSL_CTX* ctx,
-                       const char* sni, SSL_SESSION* resume);
+    TlsClientTransport(tcp::Stack& stack, tcp::Connection& conn, const uint64_t* now, tls::UpstreamTls& core,
+                       const tls::UpstreamKey& key, std::string_view name, std::string_view alpn);
     Step handshake() override;
     bool established() const override { return endpoint.established(); }
-    tls::ClientEndpoint endpoint;
+    tls::UpstreamConnection endpoint;
 
   protected:
     int tls_read(void* dst, uint32_t len) override { return endpoint.read(dst, len); }

@@ -568,8 +568,9 @@ suite=$(sed -n 's/^Ciphersuite: //p' <<<"$out")
 check "PROXY v2: the SSL TLV names the suite s_client negotiated (${suite:-none}) and its ALPN" pp_expect "$log" 2 "" \
     "r['ssl']['cipher'] == '$suite' == 'TLS_CHACHA20_POLY1305_SHA256'" "r['alpn'] == 'http/1.1'"
 c=$(client tls 9445 term.example.com h2 "$certs/client.crt" "$certs/client.key" 2>&1)
-check "PROXY v2 with a verified client certificate: cert_conn, cert_sess, verify 0" pp_expect "$work/pp9103.log" 1 "$c" \
+check "PROXY v2 with a verified client certificate: cert_conn, cert_sess, verify 0, its CN" pp_expect "$work/pp9103.log" 1 "$c" \
     "r['ok'] and r['version'] == 2" "(r['src_addr'], r['src_port']) == ('198.18.0.1', c['port'])" \
+    "r['ssl']['cn'] == 'client'" \
     "(r['dst_addr'], r['dst_port']) == ('198.18.0.2', 9445)" \
     "r['ssl']['client_ssl'] and r['ssl']['cert_conn'] and r['ssl']['cert_sess']" "r['ssl']['verify'] == 0" \
     "r['ssl']['version'] == 'TLSv1.3'" "r['ssl']['cipher'] == c['cipher']" "r['alpn'] is None and c['alpn'] is None"
