@@ -84,7 +84,7 @@ std::vector<mgmt::StatDef> stat_defs(const config::Config& cfg) {
 #undef TERMINUS_X
     }
     // TLS to upstreams (proxy_ssl): per core, then per upstream server
-    // (label server="GROUP/ADDRESS:PORT", summed over the server blocks
+    // (group proxy_ssl_peer, label server="GROUP/ADDRESS:PORT", summed over the server blocks
     // that re-encrypt to it).
 #define TERMINUS_X(name, help) d.push_back({"upstream_tls", #name, help, StatKind::kCounter});
     TERMINUS_UPSTREAM_TLS_COUNTERS(TERMINUS_X)
@@ -94,9 +94,9 @@ std::vector<mgmt::StatDef> stat_defs(const config::Config& cfg) {
 #undef TERMINUS_X
     for (const auto& [where, keys] : upstream_tls_peers(cfg)) {
         (void)keys;
-        d.push_back({"upstream_tls_server", "handshakes_full", "full handshakes with this upstream server",
+        d.push_back({"proxy_ssl_peer", "handshakes_full", "full handshakes with this upstream server",
                      StatKind::kCounter, "server", where});
-        d.push_back({"upstream_tls_server", "handshakes_resumed",
+        d.push_back({"proxy_ssl_peer", "handshakes_resumed",
                      "handshakes with this upstream server that resumed a session", StatKind::kCounter, "server",
                      where});
     }
