@@ -1725,6 +1725,39 @@ TEST(Directives, LimitConnTwiceForOneZoneIsRefused) {
 // ---------------------------------------------------------------------------
 // allow, deny
 
+TEST(Directives, ProxyProtocolVersionAndTimeoutDefaults) {
+    auto r = load(minimal());
+    ASSERT_TRUE(clean(r));
+    EXPECT_EQ(settings(r).proxy_protocol_version, 1);
+    EXPECT_EQ(settings(r).proxy_protocol_timeout, 30s);
+    EXPECT_TRUE(settings(r).set_real_ip_from.empty());
+}
+
+TEST(Directives, ProxyProtocolVersionTakesOneOrTwo) {
+    auto r = load(in_server("proxy_protocol on;\nproxy_protocol_version 2;\nproxy_protocol_timeout 5s;"));
+    ASSERT_TRUE(clean(r));
+    EXPECT_TRUE(settings(r).proxy_protocol);
+    EXPECT_EQ(settings(r).proxy_protocol_version, 2);
+    EXPECT_EQ(settings(r).proxy_protocol_timeout, 5s);
+    EXPECT_THAT(messages_of(in_server("proxy_protocol_version 3;")),
+                ElementsAre("invalid value \"3\" in \"proxy_protocol_version\": expected 1 or 2"));
+}
+
+TEST(Directives, SetRealIpFromListsPrefixesAndAServerReplacesTheStreams) {
+    auto r = load(in_server("set_real_ip_from 198.18.0.1;\nset_real_ip_from 10.0.0.0/8;",
+                            "    set_real_ip_from 192.0.2.0/24;"));
+    ASSERT_TRUE(clean(r));
+    const auto& list = settings(r).set_real_ip_from;
+    ASSERT_EQ(list.size(), 2u);
+    EXPECT_EQ(ipv4_to_string(list[0].addr), "198.18.0.1");
+    EXPECT_EQ(list[0].len, 32);
+    EXPECT_EQ(ipv4_to_string(list[1].addr), "10.0.0.0");
+    EXPECT_EQ(list[1].len, 8);
+    EXPECT_THAT(messages_of(in_server("set_real_ip_from 10.0.0.0/40;")),
+                ElementsAre("invalid parameter \"10.0.0.0/40\" in \"set_real_ip_from\": expected an IPv4 "
+                            "address or ADDRESS/LEN"));
+}
+
 TEST(Directives, AllowAndDenyKeepTheirOrder) {
     auto r = load(in_server("allow 198.18.0.0/24;\nallow 10.1.2.3;\ndeny all;"));
     ASSERT_TRUE(clean(r));
