@@ -19,6 +19,7 @@
 
 namespace terminus::dataplane::proxy {
 class Proxy;
+class SharedUpstreams;
 }
 namespace terminus::mgmt {
 class StatsWriter;
@@ -70,6 +71,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) Lcore {
     tcp::Stack* tcp = nullptr;
     Application* app = nullptr;
     proxy::Proxy* proxy = nullptr;  // terminusd's application, for its statistics
+    // Every upstream server's state, for the statistics (core 0 reports it).
+    const proxy::SharedUpstreams* upstreams = nullptr;
     mgmt::StatsWriter* stats = nullptr;
     // The loop: rx, rings and TCP timers first, then what the
     // application adds, then housekeeping and tx (add_default_pollers).

@@ -2,6 +2,8 @@
 
 #include <string_view>
 
+#include "dataplane/proxy/balancer.h"
+#include "dataplane/proxy/health.h"
 #include "dataplane/proxy/proxy.h"
 #include "tls/upstream.h"
 
@@ -10,6 +12,27 @@ namespace terminus::dataplane {
 namespace {
 
 bool is_loop(std::string_view name) { return name.substr(0, 5) == "loop_"; }
+
+// What is shown of each upstream server (label server="GROUP/HOST:PORT"):
+// its state, connections and passive failures, its health checks — six
+// values, in the order stat_defs() names them and publish() writes them.
+constexpr size_t kPerUpstreamServer = 6;
+
+std::vector<std::string> peer_state_names() {
+    std::vector<std::string> v;
+#define TERMINUS_X(id, name) v.push_back(name);
+    TERMINUS_PEER_STATES(TERMINUS_X)
+#undef TERMINUS_X
+    return v;
+}
+
+std::vector<std::string> check_result_names() {
+    std::vector<std::string> v;
+#define TERMINUS_X(id, name) v.push_back(name);
+    TERMINUS_CHECK_RESULTS(TERMINUS_X)
+#undef TERMINUS_X
+    return v;
+}
 
 // The upstream servers proxy_ssl re-encrypts to, as "GROUP/ADDRESS:PORT"
 // (or "ADDRESS:PORT" for proxy_pass ADDRESS:PORT), each with the keys its
@@ -72,6 +95,27 @@ std::vector<mgmt::StatDef> stat_defs(const config::Config& cfg) {
     TERMINUS_TLS_FAILURES(TERMINUS_X)
 #undef TERMINUS_X
     d.push_back({"memory", "mbufs_in_use", "packet buffers in use (all cores)", StatKind::kGauge});
+    // Per upstream server, before the TLS servers (whose rows a core
+    // without TLS leaves out): core 0 reports them, the others 0.
+    const auto states = peer_state_names();
+    const auto results = check_result_names();
+    for (const auto& u : cfg.upstreams) {
+        for (const auto& srv : u.servers) {
+            // The address, not the name: a name may stand for several.
+            const std::string host = srv.address ? config::ipv4_to_string(*srv.address) : srv.host;
+            const std::string where = u.name + "/" + host + ":" + std::to_string(srv.port);
+            d.push_back({"upstream", "state",
+                         "up; down (its server line); unavail (max_fails); unhealthy (health checks); checking",
+                         StatKind::kState, "server", where, states});
+            d.push_back({"upstream", "conns", "connections open to it (all cores)", StatKind::kGauge, "server", where});
+            d.push_back({"upstream", "fails", "failed connects counted against max_fails", StatKind::kGauge, "server",
+                         where});
+            d.push_back({"upstream", "checks", "health checks done", StatKind::kCounter, "server", where});
+            d.push_back({"upstream", "checks_failed", "health checks failed", StatKind::kCounter, "server", where});
+            d.push_back({"upstream", "last_check", "how the last health check ended", StatKind::kState, "server",
+                         where, results});
+        }
+    }
     // Per TLS server block: the servers CoreTls builds contexts for.
     for (const auto& srv : cfg.servers) {
         bool ssl = false;
@@ -159,6 +203,24 @@ void publish(const Lcore& lc, mgmt::StatsWriter& w) {
     for (size_t f = 0; f < static_cast<size_t>(tls::Failure::kCount); ++f) v[n++] = t.failed[f];
     // The pool is shared: core 0 reports it, the others 0, so sums hold.
     v[n++] = lc.index == 0 ? rte_mempool_in_use_count(lc.pool) : 0;
+    if (lc.upstreams) {
+        for (const auto& g : lc.upstreams->groups()) {
+            const config::Upstream& u = *g.upstream;
+            for (size_t i = 0; i < u.servers.size() && n + kPerUpstreamServer <= std::size(v); ++i) {
+                if (lc.index != 0) {
+                    for (size_t k = 0; k < kPerUpstreamServer; ++k) v[n++] = 0;
+                    continue;
+                }
+                const proxy::SharedPeer& s = g.peers[i];
+                v[n++] = 1 + static_cast<uint64_t>(proxy::peer_state(u, i, s, lc.now_us));
+                v[n++] = s.conns.load(std::memory_order_relaxed);
+                v[n++] = s.fails.load(std::memory_order_relaxed);
+                v[n++] = s.checks.load(std::memory_order_relaxed);
+                v[n++] = s.checks_failed.load(std::memory_order_relaxed);
+                v[n++] = 1 + static_cast<uint64_t>(s.last_check.load(std::memory_order_relaxed));
+            }
+        }
+    }
     if (const tls::CoreTls* core = lc.proxy ? lc.proxy->tls() : nullptr) {
         const size_t servers = core->config().servers.size();
         for (size_t i = 0; i < servers && n + static_cast<size_t>(tls::Failure::kCount) <= std::size(v); ++i) {

@@ -24,6 +24,7 @@
 #include "dataplane/eal.h"
 #include "dataplane/lcore.h"
 #include "dataplane/net/packet.h"
+#include "dataplane/proxy/health.h"
 #include "dataplane/proxy/proxy.h"
 #include "dataplane/publish.h"
 #include "dataplane/runtime.h"
@@ -50,6 +51,8 @@ constexpr std::string_view kImplemented[] = {
     "hash", "random", "zone", "proxy_next_upstream", "proxy_next_upstream_tries",
     "proxy_next_upstream_timeout", "proxy_buffer_size", "proxy_timeout",
     "proxy_connect_timeout", "proxy_half_close", "shutdown_timeout", "server_name",
+    // Active health checks (proxy/health.h).
+    "health_check", "match", "send", "expect",
     // TLS termination (tls/).
     "ssl_certificate", "ssl_certificate_key", "ssl_password_file", "ssl_protocols", "ssl_ciphers",
     "ssl_conf_command", "ssl_prefer_server_ciphers", "ssl_ecdh_curve", "ssl_dhparam",
@@ -186,6 +189,22 @@ int run(const config::Config& cfg, const RunOptions& options) {
         add_default_pollers(lcores[i]);
         add_poller(lcores[i], {"proxy", [](Lcore&, void* p) { return static_cast<proxy::Proxy*>(p)->poll(); },
                                proxies.back().get(), Poller::Stage::kApplication});
+        lcores[i].upstreams = &shared_upstreams;
+    }
+    // Active health checks: one checker, on core 0 (proxy/health.h says why),
+    // made before any core picks a server ("mandatory" holds them back).
+    std::unique_ptr<proxy::HealthChecker> health;
+    if (proxy::HealthChecker::configured(cfg)) {
+        auto hc = proxy::HealthChecker::create(cfg, shared_upstreams, *stacks[0], 0, n_cores, ports[0].ip,
+                                               lcores[0].now_us);
+        if (!hc) {
+            log("health checks: %s", hc.error().c_str());
+            return 1;
+        }
+        health = std::move(*hc);
+        add_poller(lcores[0], {"health", [](Lcore&, void* h) { return static_cast<proxy::HealthChecker*>(h)->poll(); },
+                               health.get(), Poller::Stage::kApplication});
+        log("health checks: %zu servers checked from core 0, up to %zu at once", health->targets(), health->probes());
     }
     log("TCP: MSS %u, %u-byte windows, %u connections per core, SYN cookies %s, %s",
         tp.mss, tp.rcv_buf, tp.max_connections,

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstring>
@@ -34,6 +35,7 @@ struct Entry {
     char help[96];
     char label_key[16];
     char label_value[112];
+    char states[96];  // kState: the names, comma-separated
     uint8_t kind;
     uint8_t pad[7];
 };
@@ -107,6 +109,9 @@ Result<StatsWriter> StatsWriter::create(const std::string& instance, const std::
         copy_str(e[i].help, sizeof e[i].help, defs[i].help);
         copy_str(e[i].label_key, sizeof e[i].label_key, defs[i].label_key);
         copy_tail(e[i].label_value, sizeof e[i].label_value, defs[i].label_value);
+        std::string states;
+        for (const auto& st : defs[i].states) states += (states.empty() ? "" : ",") + st;
+        copy_str(e[i].states, sizeof e[i].states, states);
         e[i].kind = static_cast<uint8_t>(defs[i].kind);
     }
     h->n_stats = static_cast<uint32_t>(defs.size());
@@ -178,6 +183,12 @@ Result<Snapshot> read_stats(const std::string& instance) {
             v.def.label_key = std::string(e[i].label_key, strnlen(e[i].label_key, sizeof e[i].label_key));
             v.def.label_value = std::string(e[i].label_value, strnlen(e[i].label_value, sizeof e[i].label_value));
             v.def.kind = static_cast<StatKind>(e[i].kind);
+            const std::string states(e[i].states, strnlen(e[i].states, sizeof e[i].states));
+            for (size_t at = 0; !states.empty() && at <= states.size();) {
+                const size_t comma = std::min(states.find(',', at), states.size());
+                v.def.states.push_back(states.substr(at, comma - at));
+                at = comma + 1;
+            }
             for (uint32_t c = 0; c < h->cores; ++c) {
                 const auto* row = reinterpret_cast<const uint64_t*>(static_cast<const char*>(p) +
                                                                     rows_offset(h->n_stats) +
@@ -194,6 +205,11 @@ Result<Snapshot> read_stats(const std::string& instance) {
     return out;
 }
 
+std::string StatValue::state() const {
+    if (total == 0) return "";
+    return total <= def.states.size() ? def.states[total - 1] : "?";
+}
+
 std::string render_table(const Snapshot& s, bool per_core, const Snapshot* prev, double interval) {
     std::string out;
     char line[512];
@@ -206,6 +222,11 @@ std::string render_table(const Snapshot& s, bool per_core, const Snapshot* prev,
             group = v.def.group;
             label = v.def.label_value;
             out += "\n" + group + (label.empty() ? "" : " " + v.def.label_key + " " + label) + "\n";
+        }
+        if (v.def.kind == StatKind::kState) {
+            std::snprintf(line, sizeof line, "  %-26s %18s\n", v.def.name.c_str(), v.state().c_str());
+            out += line;
+            continue;
         }
         std::string cores;
         if (per_core) {
@@ -250,6 +271,12 @@ std::string render_json(const Snapshot& s) {
             in_label = true;
             first = true;
         }
+        if (v.def.kind == StatKind::kState) {
+            // A state is one value, not a sum over cores: its name.
+            out += std::string(first ? "" : ", ") + "\"" + v.def.name + "\": " + quoted(v.state());
+            first = false;
+            continue;
+        }
         out += std::string(first ? "" : ", ") + "\"" + v.def.name + "\": {\"total\": " +
                std::to_string(v.total) + ", \"per_core\": [";
         for (size_t c = 0; c < v.per_core.size(); ++c) {
@@ -282,6 +309,15 @@ std::string render_prometheus(const Snapshot& s) {
             done[j] = true;
             const std::string label =
                 w.def.label_value.empty() ? "" : "," + w.def.label_key + "=" + quoted(w.def.label_value);
+            if (w.def.kind == StatKind::kState) {
+                // A state set, as Prometheus writes enums: one sample per
+                // state, 1 for the current one. Not per core.
+                const std::string current = w.state();
+                for (const auto& st : w.def.states) {
+                    out += name + "{state=" + quoted(st) + label + "} " + (st == current ? "1" : "0") + "\n";
+                }
+                continue;
+            }
             for (size_t c = 0; c < w.per_core.size(); ++c) {
                 out += name + "{core=\"" + std::to_string(c) + "\"" + label + "} " + std::to_string(w.per_core[c]) +
                        "\n";

@@ -13,10 +13,14 @@
 
 namespace terminus::mgmt {
 
-enum class StatKind : uint8_t { kCounter, kGauge };
+// kState: one of a few named states (an upstream server's "up",
+// "unhealthy"...). Its value is 1 + the index of the state in
+// StatDef::states; 0 means "not reported here": the one core that knows
+// the state publishes it, the others 0, so the sum is the state.
+enum class StatKind : uint8_t { kCounter, kGauge, kState };
 
 struct StatDef {
-    std::string group;  // "net", "tcp", "proxy", "loop", "tls", "tls_server"
+    std::string group;  // "net", "tcp", "proxy", "loop", "tls", "tls_server", "upstream"
     std::string name;
     std::string help;
     StatKind kind = StatKind::kCounter;
@@ -25,10 +29,14 @@ struct StatDef {
     // empty for per-core counters of the whole appliance.
     std::string label_key;
     std::string label_value;
+    // kState: the names of the states, in value order (at most 95
+    // characters, commas included).
+    std::vector<std::string> states;
 };
 
 constexpr uint32_t kStatsMagic = 0x534d5254;  // "TRMS"
-constexpr uint32_t kStatsVersion = 2;
+// 3: kState entries and their names.
+constexpr uint32_t kStatsVersion = 3;
 constexpr unsigned kStatsMaxCores = 64;
 
 std::string stats_path(const std::string& instance);
@@ -60,6 +68,9 @@ struct StatValue {
     StatDef def;
     uint64_t total = 0;              // summed over cores
     std::vector<uint64_t> per_core;
+    // kState: the name of the state TOTAL stands for ("" when no core
+    // reported it, "?" for a value without a name).
+    std::string state() const;
 };
 
 struct Snapshot {

@@ -63,15 +63,42 @@ bool Balancer::key_supported(const std::string& key, std::string& bad) {
     return ok;
 }
 
+const char* to_string(PeerState s) {
+    switch (s) {
+#define TERMINUS_X(id, name) \
+    case PeerState::id:      \
+        return name;
+        TERMINUS_PEER_STATES(TERMINUS_X)
+#undef TERMINUS_X
+        case PeerState::kCount: break;
+    }
+    return "?";
+}
+
+PeerState peer_state(const config::Upstream& u, size_t i, const SharedPeer& s, uint64_t now_us) {
+    const config::UpstreamServer& srv = u.servers[i];
+    if (srv.down) return PeerState::kDown;
+    switch (s.health.load(std::memory_order_relaxed)) {
+        case Health::kUnhealthy: return PeerState::kUnhealthy;
+        case Health::kChecking: return PeerState::kChecking;
+        case Health::kHealthy: break;
+    }
+    const uint64_t fail_timeout_us = static_cast<uint64_t>(srv.fail_timeout.count()) * 1000;
+    if (passive_unavailable(s, srv.max_fails, fail_timeout_us, u.servers.size(), now_us)) {
+        return PeerState::kUnavailable;
+    }
+    return PeerState::kUp;
+}
+
 SharedUpstreams::SharedUpstreams(const config::Config& cfg) {
     for (const auto& u : cfg.upstreams) {
-        groups_.emplace_back(u.name, std::make_unique<SharedPeer[]>(u.servers.size()));
+        groups_.push_back(Group{&u, std::make_unique<SharedPeer[]>(u.servers.size())});
     }
 }
 
 SharedPeer* SharedUpstreams::find(const std::string& name) const {
-    for (const auto& [n, peers] : groups_) {
-        if (n == name) return peers.get();
+    for (const auto& g : groups_) {
+        if (g.upstream->name == name) return g.peers.get();
     }
     return nullptr;
 }
@@ -170,15 +197,11 @@ Balancer::Balancer(uint32_t addr, uint16_t port) : own_(std::make_unique<SharedP
 bool Balancer::available(const Peer& p, uint64_t now_us) const {
     if (p.down) return false;
     if (p.max_conns && p.conns() >= p.max_conns) return false;
-    // nginx: max_fails failures within fail_timeout take the server out for
-    // fail_timeout; max_fails=0 disables the accounting, and a group of one
-    // server never marks it unavailable.
-    if (peers_.size() > 1 && p.max_fails &&
-        p.shared->fails.load(std::memory_order_relaxed) >= p.max_fails &&
-        now_us - p.shared->failed_at_us.load(std::memory_order_relaxed) < p.fail_timeout_us) {
-        return false;
-    }
-    return true;
+    // Active health checks hold back unhealthy servers and, with
+    // "mandatory", those not checked yet; unlike max_fails, even the only
+    // server of a group (NGINX Plus: no connection goes to it).
+    if (p.shared->health.load(std::memory_order_relaxed) != Health::kHealthy) return false;
+    return !passive_unavailable(*p.shared, p.max_fails, p.fail_timeout_us, peers_.size(), now_us);
 }
 
 bool Balancer::usable(size_t i, bool backup, uint64_t now_us, uint64_t tried) const {

@@ -17,23 +17,73 @@
 
 namespace terminus::dataplane::proxy {
 
+// What the active health checks (health.h) make of a server.
+enum class Health : uint8_t {
+    kHealthy,    // no check configured, or the checks pass
+    kUnhealthy,  // "fails" consecutive checks failed, and not "passes" passed since
+    kChecking,   // "mandatory": the first check is not done yet
+};
+
+// Why a server takes connections or not, as terminusctl shows it (the
+// names of NGINX Plus's API).
+#define TERMINUS_PEER_STATES(X)                                      \
+    X(kUp, "up")                                                     \
+    X(kDown, "down")             /* "down" in its server line */     \
+    X(kUnavailable, "unavail")   /* max_fails within fail_timeout */ \
+    X(kUnhealthy, "unhealthy")   /* failed its health checks */      \
+    X(kChecking, "checking")     /* mandatory: not checked yet */
+
+enum class PeerState : uint8_t {
+#define TERMINUS_X(id, name) id,
+    TERMINUS_PEER_STATES(TERMINUS_X)
+#undef TERMINUS_X
+    kCount
+};
+const char* to_string(PeerState s);
+
 // One upstream server's state shared by all cores: written when a
 // connection starts or ends, never per packet; each on its own cache line.
+// HEALTH and the check counts are written by the health checker alone (on
+// core 0); the counts sit on a line of their own, away from the
+// connection counts every core writes.
 struct alignas(64) SharedPeer {
     std::atomic<uint32_t> conns{0};
     std::atomic<uint32_t> fails{0};
     std::atomic<uint64_t> failed_at_us{0};
+    std::atomic<Health> health{Health::kHealthy};
+    alignas(64) std::atomic<uint64_t> checks{0};
+    std::atomic<uint64_t> checks_failed{0};
+    std::atomic<uint8_t> last_check{0};  // a health.h CheckResult
 };
 
-// The shared state of every upstream group, made once at start.
+// nginx's passive health: MAX_FAILS failures within FAIL_TIMEOUT take the
+// server out for FAIL_TIMEOUT; max_fails=0 disables the accounting, and a
+// group of one server never marks it unavailable.
+inline bool passive_unavailable(const SharedPeer& s, uint32_t max_fails, uint64_t fail_timeout_us,
+                                size_t group_size, uint64_t now_us) {
+    return group_size > 1 && max_fails && s.fails.load(std::memory_order_relaxed) >= max_fails &&
+           now_us - s.failed_at_us.load(std::memory_order_relaxed) < fail_timeout_us;
+}
+
+// The state of server I of upstream U, whose shared entry is S.
+PeerState peer_state(const config::Upstream& u, size_t i, const SharedPeer& s, uint64_t now_us);
+
+// The shared state of every upstream group, made once at start, in the
+// order of Config::upstreams.
 class SharedUpstreams {
   public:
     explicit SharedUpstreams(const config::Config& cfg);
     // The entries for upstream NAME (one per server), or null.
     SharedPeer* find(const std::string& name) const;
 
+    struct Group {
+        const config::Upstream* upstream;
+        std::unique_ptr<SharedPeer[]> peers;  // parallel to upstream->servers
+    };
+    const std::vector<Group>& groups() const { return groups_; }
+
   private:
-    std::vector<std::pair<std::string, std::unique_ptr<SharedPeer[]>>> groups_;
+    std::vector<Group> groups_;
 };
 
 struct Peer {

@@ -296,5 +296,100 @@ TEST(Balancer, LeastConnCountsEveryCoresConnections) {
     }
 }
 
+// Active health checks: what the checker on core 0 writes in SharedPeer
+// every core's Balancer obeys.
+TEST(Balancer, UnhealthyServersAreSkippedOnEveryCore) {
+    config::Upstream u = upstream({{1, 1}, {2, 1}, {3, 1}});
+    auto shared = std::make_unique<SharedPeer[]>(3);
+    Balancer core0(u, shared.get()), core1(u, shared.get());
+    shared[1].health.store(Health::kUnhealthy);
+    EXPECT_EQ(picks(core0, 6), "acacac");
+    EXPECT_EQ(picks(core1, 6), "acacac");
+    shared[1].health.store(Health::kHealthy);  // passes= passes later
+    EXPECT_NE(picks(core0, 6).find('b'), std::string::npos);
+}
+
+TEST(Balancer, ServersStillCheckingTakeNoConnection) {
+    config::Upstream u = upstream({{1, 1}, {2, 1}});
+    auto shared = std::make_unique<SharedPeer[]>(2);
+    shared[0].health.store(Health::kChecking);  // "mandatory", first check not done
+    Balancer b(u, shared.get());
+    EXPECT_EQ(picks(b, 4), "bbbb");
+}
+
+TEST(Balancer, AnUnhealthySingleServerTakesNothing) {
+    // Unlike max_fails, a health check takes even the only server out.
+    config::Upstream u = upstream({{1, 1}});
+    auto shared = std::make_unique<SharedPeer[]>(1);
+    Balancer b(u, shared.get());
+    EXPECT_EQ(picks(b, 2), "aa");
+    shared[0].health.store(Health::kUnhealthy);
+    EXPECT_EQ(picks(b, 2), "--");
+}
+
+TEST(Balancer, BackupServesWhenEveryPrimaryIsUnhealthy) {
+    config::Upstream u = upstream({{1, 1}, {2, 1}, {3, 1}});
+    u.servers[2].backup = true;
+    auto shared = std::make_unique<SharedPeer[]>(3);
+    Balancer b(u, shared.get());
+    shared[0].health.store(Health::kUnhealthy);
+    EXPECT_EQ(picks(b, 3), "bbb");
+    shared[1].health.store(Health::kUnhealthy);
+    EXPECT_EQ(picks(b, 3), "ccc");
+}
+
+TEST(Balancer, LeastConnAndRandomSkipUnhealthyServers) {
+    for (auto method : {config::BalanceMethod::kLeastConn, config::BalanceMethod::kRandom}) {
+        config::Upstream u = upstream({{1, 1}, {2, 1}, {3, 1}});
+        u.method = method;
+        auto shared = std::make_unique<SharedPeer[]>(3);
+        shared[0].health.store(Health::kUnhealthy);
+        Balancer b(u, shared.get());
+        const std::string p = picks(b, 60);
+        EXPECT_EQ(p.find('a'), std::string::npos) << config::to_string(method);
+        EXPECT_NE(p.find('b'), std::string::npos) << config::to_string(method);
+        EXPECT_NE(p.find('c'), std::string::npos) << config::to_string(method);
+    }
+}
+
+TEST(Balancer, ConsistentHashMovesOnlyTheClientsOfAnUnhealthyServer) {
+    config::Upstream u = consistent(4);
+    auto shared = std::make_unique<SharedPeer[]>(4);
+    Balancer b(u, shared.get());
+    const std::vector<int> before = placement(b, 4000);
+    shared[2].health.store(Health::kUnhealthy);
+    const std::vector<int> after = placement(b, 4000);
+    int moved = 0;
+    for (size_t i = 0; i < before.size(); ++i) {
+        if (before[i] == 2) {
+            EXPECT_NE(after[i], 2);
+            ++moved;
+        } else {
+            EXPECT_EQ(after[i], before[i]) << "client " << i << " moved though its server stayed healthy";
+        }
+    }
+    EXPECT_GT(moved, 0);
+}
+
+TEST(Balancer, PeerStateSaysWhyAServerIsOut) {
+    config::Upstream u = upstream({{1, 1}, {2, 1}});
+    u.servers[0].max_fails = 1;
+    u.servers[0].fail_timeout = std::chrono::seconds(10);
+    auto shared = std::make_unique<SharedPeer[]>(2);
+    Balancer b(u, shared.get());
+    EXPECT_EQ(peer_state(u, 0, shared[0], 0), PeerState::kUp);
+    b.on_failure(0, 1'000'000);
+    EXPECT_EQ(peer_state(u, 0, shared[0], 2'000'000), PeerState::kUnavailable);
+    EXPECT_EQ(peer_state(u, 0, shared[0], 11'000'000), PeerState::kUp);  // fail_timeout passed
+    shared[0].health.store(Health::kChecking);
+    EXPECT_EQ(peer_state(u, 0, shared[0], 11'000'000), PeerState::kChecking);
+    shared[0].health.store(Health::kUnhealthy);
+    EXPECT_EQ(peer_state(u, 0, shared[0], 2'000'000), PeerState::kUnhealthy);  // before unavail
+    u.servers[0].down = true;
+    EXPECT_EQ(peer_state(u, 0, shared[0], 2'000'000), PeerState::kDown);  // before everything
+    EXPECT_STREQ(to_string(PeerState::kUnavailable), "unavail");
+    EXPECT_STREQ(to_string(PeerState::kUnhealthy), "unhealthy");
+}
+
 }  // namespace
 }  // namespace terminus::dataplane::proxy

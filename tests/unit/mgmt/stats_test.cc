@@ -143,5 +143,73 @@ TEST(Stats, TableShowsThousandsSeparatorsAndRates) {
     EXPECT_NE(t.find("1000/s"), std::string::npos) << t;
 }
 
+// States (an upstream server's "up", "unhealthy"...): the one core that
+// knows publishes 1 + the index, the others 0; every output shows the name.
+std::vector<StatDef> state_defs() {
+    return {{"upstream", "state", "why it takes connections or not", StatKind::kState, "server", "b/198.18.0.1:80",
+             {"up", "down", "unhealthy"}},
+            {"upstream", "checks", "health checks done", StatKind::kCounter, "server", "b/198.18.0.1:80"},
+            {"upstream", "state", "why it takes connections or not", StatKind::kState, "server", "b/198.18.0.1:81",
+             {"up", "down", "unhealthy"}}};
+}
+
+TEST(Stats, StatesKeepTheirNamesAcrossTheSegment) {
+    auto w = StatsWriter::create(instance(), state_defs(), 2, 1);
+    ASSERT_TRUE(w.ok()) << w.error();
+    const uint64_t core0[] = {3, 12, 0};  // unhealthy; the second server not reported
+    const uint64_t core1[] = {0, 0, 0};
+    w->publish(0, core0, 3);
+    w->publish(1, core1, 3);
+    auto s = read_stats(instance());
+    ASSERT_TRUE(s.ok()) << s.error();
+    EXPECT_EQ(s->stats[0].def.kind, StatKind::kState);
+    EXPECT_EQ(s->stats[0].def.states, (std::vector<std::string>{"up", "down", "unhealthy"}));
+    EXPECT_EQ(s->stats[0].state(), "unhealthy");
+    EXPECT_EQ(s->stats[2].state(), "");
+    EXPECT_TRUE(s->stats[1].def.states.empty());
+}
+
+TEST(Stats, StatesRenderAsNames) {
+    auto w = StatsWriter::create(instance(), state_defs(), 2, 1);
+    ASSERT_TRUE(w.ok());
+    const uint64_t core0[] = {3, 12, 1};
+    const uint64_t core1[] = {0, 0, 0};
+    w->publish(0, core0, 3);
+    w->publish(1, core1, 3);
+    auto s = read_stats(instance());
+    ASSERT_TRUE(s.ok());
+    const std::string t = render_table(*s, true, nullptr, 0);
+    EXPECT_NE(t.find("upstream server b/198.18.0.1:80\n"
+                     "  state                               unhealthy\n"
+                     "  checks                                     12  12  0\n"),
+              std::string::npos)
+        << t;
+    const std::string j = render_json(*s);
+    EXPECT_NE(j.find("\"upstream\": {\"b/198.18.0.1:80\": {\"state\": \"unhealthy\", "
+                     "\"checks\": {\"total\": 12, \"per_core\": [12, 0]}}, "
+                     "\"b/198.18.0.1:81\": {\"state\": \"up\"}}"),
+              std::string::npos)
+        << j;
+    // Prometheus: a state set, one sample per state, not per core.
+    const std::string p = render_prometheus(*s);
+    EXPECT_NE(p.find("# TYPE terminus_upstream_state gauge\n"
+                     "terminus_upstream_state{state=\"up\",server=\"b/198.18.0.1:80\"} 0\n"
+                     "terminus_upstream_state{state=\"down\",server=\"b/198.18.0.1:80\"} 0\n"
+                     "terminus_upstream_state{state=\"unhealthy\",server=\"b/198.18.0.1:80\"} 1\n"
+                     "terminus_upstream_state{state=\"up\",server=\"b/198.18.0.1:81\"} 1\n"),
+              std::string::npos)
+        << p;
+}
+
+TEST(Stats, AStateValueWithoutANameShowsAQuestionMark) {
+    auto w = StatsWriter::create(instance(), state_defs(), 1, 1);
+    ASSERT_TRUE(w.ok());
+    const uint64_t v[] = {9, 0, 0};
+    w->publish(0, v, 3);
+    auto s = read_stats(instance());
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(s->stats[0].state(), "?");
+}
+
 }  // namespace
 }  // namespace terminus::mgmt
