@@ -4,6 +4,8 @@
 #include <openssl/ssl.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "tls/tls.h"
 
@@ -14,6 +16,20 @@ int client_hello_cb(SSL* ssl, int* alert, void* arg);
 // SSL_CTX_set_tlsext_ticket_key_evp_cb over the shared TicketKeys.
 int ticket_key_cb(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* ectx,
                   EVP_MAC_CTX* hctx, int enc);
+
+// What server and upstream contexts load at start (load.cc).
+// OpenSSL's error queue as text, drained ("unknown OpenSSL error" if empty).
+std::string openssl_error();
+// "FILE:LINE:COL: WHAT: " and OpenSSL's errors.
+Error fail_at(const config::Location& loc, const std::string& what);
+// The non-empty lines of PATH (ssl_password_file), CR/LF stripped.
+std::vector<std::string> read_lines(const std::string& path);
+std::string read_file(const std::string& path);
+// The key at PATH, decrypted with each password of PASSWORDS in turn as
+// nginx does (none: the key is not encrypted); null when none works.
+EVP_PKEY* load_key(OSSL_LIB_CTX* libctx, const std::string& path, const std::vector<std::string>& passwords);
+// TLS1_VERSION and friends for a config version bit.
+int version_of(config::TlsVersion v);
 
 // Our BIO over a Transport.
 BIO* new_transport_bio(Transport& t);
