@@ -196,7 +196,7 @@ int run(const config::Config& cfg, const RunOptions& options) {
     std::unique_ptr<proxy::HealthChecker> health;
     if (proxy::HealthChecker::configured(cfg)) {
         auto hc = proxy::HealthChecker::create(cfg, shared_upstreams, *stacks[0], 0, n_cores, ports[0].ip,
-                                               lcores[0].now_us);
+                                               lcores[0].now_us, any_proxy_ssl ? upstream_tls[0].get() : nullptr);
         if (!hc) {
             log("health checks: %s", hc.error().c_str());
             return 1;

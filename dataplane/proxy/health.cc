@@ -130,13 +130,13 @@ bool HealthChecker::configured(const config::Config& cfg) {
 Result<std::unique_ptr<HealthChecker>> HealthChecker::create(const config::Config& cfg, const SharedUpstreams& shared,
                                                              tcp::Stack& stack, unsigned core, unsigned n_cores,
                                                              uint32_t local_ip, const uint64_t& now_us,
-                                                             const std::vector<SSL_CTX*>& tls) {
-    std::unique_ptr<HealthChecker> hc(new HealthChecker(shared, stack, core, n_cores, local_ip, now_us));
+                                                             tls::UpstreamTls* tls) {
+    std::unique_ptr<HealthChecker> hc(new HealthChecker(shared, stack, core, n_cores, local_ip, now_us, tls));
     std::string errors;
     const config::ServerSettings defaults;
     // A check: which group, with what, over what.
     auto add = [&](const config::HealthCheck& h, const std::string& group, const config::ServerSettings& st,
-                   size_t server) {
+                   const config::Server* server) {
         const config::Upstream* u = cfg.find_upstream(group);
         SharedPeer* peers = shared.find(group);
         if (!u || !peers) return;  // the configuration refused it already
@@ -160,19 +160,17 @@ Result<std::unique_ptr<HealthChecker>> HealthChecker::create(const config::Confi
         c.connect_us = std::min<uint64_t>(static_cast<uint64_t>(st.proxy_connect_timeout.count()) * 1000,
                                           kCheckTimeoutUs);
         c.examined = static_cast<uint32_t>(std::clamp<uint64_t>(st.proxy_buffer_size, 1, kMaxExamined));
-        if (st.proxy_ssl) {
-            c.tls = server < tls.size() ? tls[server] : nullptr;
-            if (!c.tls) {
+        if (server && st.proxy_ssl) {
+            c.tls = true;
+            c.server = static_cast<uint32_t>(server - cfg.servers.data());
+            if (!tls || !tls->server(c.server)) {
                 errors += (errors.empty() ? "" : "; ") + h.loc.file + ":" + std::to_string(h.loc.line) +
-                          ": health_check with proxy_ssl: no TLS client context for this server{}";
+                          ": health_check with proxy_ssl: no upstream TLS context for this server{}";
                 return;
             }
-            // proxy_ssl_server_name: the name proxy_ssl_name gives, by
-            // default $proxy_host, the group's name.
-            if (st.proxy_ssl_server_name) {
-                c.sni = st.proxy_ssl_name.empty() || st.proxy_ssl_name == "$proxy_host" ? group
-                                                                                        : st.proxy_ssl_name;
-            }
+            // As the proxy names its upstream: proxy_ssl_name, else the
+            // group's name (nginx's proxy_pass host).
+            c.name = st.proxy_ssl_name.empty() ? group : st.proxy_ssl_name;
         }
         const uint32_t check = static_cast<uint32_t>(hc->checks_.size());
         for (size_t i = 0; i < u->servers.size(); ++i) {
@@ -190,13 +188,12 @@ Result<std::unique_ptr<HealthChecker>> HealthChecker::create(const config::Confi
         }
         hc->checks_.push_back(std::move(c));
     };
-    for (size_t i = 0; i < cfg.servers.size(); ++i) {
-        const config::Server& s = cfg.servers[i];
+    for (const config::Server& s : cfg.servers) {
         if (!s.health_check.enabled || s.proxy_pass.kind != config::ProxyPass::Kind::kUpstream) continue;
-        add(s.health_check, s.proxy_pass.upstream, s.settings, i);
+        add(s.health_check, s.proxy_pass.upstream, s.settings, &s);
     }
     for (const auto& u : cfg.upstreams) {
-        if (u.health_check.enabled) add(u.health_check, u.name, defaults, SIZE_MAX);
+        if (u.health_check.enabled) add(u.health_check, u.name, defaults, nullptr);
     }
     if (!errors.empty()) return make_error(errors);
 
@@ -218,18 +215,35 @@ Result<std::unique_ptr<HealthChecker>> HealthChecker::create(const config::Confi
     return hc;
 }
 
+HealthChecker::~HealthChecker() {
+    // Checks still in flight at exit: their TLS state goes without a word
+    // to a stack that may be gone already.
+    for (unsigned i = 0; i < n_probes_; ++i) {
+        probes_[i].transport.conn = nullptr;
+        probes_[i].tls.reset();
+    }
+}
+
 uint64_t HealthChecker::jitter(const Check& c) { return c.jitter_us ? rte_rand_max(c.jitter_us + 1) : 0; }
 
 bool HealthChecker::poll() {
     const uint64_t now = now_us_;
     if (now < next_event_us_) return false;
     bool progress = false;
-    // Checks past their time fail (the connection is reset).
+    // Checks past their time fail (the connection is reset); handshakes
+    // an asynchronous crypto operation parked try again.
+    bool parked = false;
     for (unsigned i = 0; i < n_probes_; ++i) {
         Probe& p = probes_[i];
         if (p.active && now >= p.deadline_us) {
             finish(p, CheckResult::kTimeout);
             progress = true;
+        } else if (p.active && p.tls && p.tls->parked()) {
+            if (tls_step(p)) {
+                parked = true;
+            } else {
+                progress = true;
+            }
         }
     }
     // Due checks start while there are probes; the others wait for one
@@ -250,7 +264,7 @@ bool HealthChecker::poll() {
     for (const Target& t : targets_) {
         if (!t.in_flight && t.next_us > now) next = std::min(next, t.next_us);
     }
-    next_event_us_ = next;
+    next_event_us_ = parked ? now : next;
     return progress;
 }
 
@@ -291,7 +305,13 @@ void HealthChecker::finish(Probe& p, CheckResult result) {
     if (!p.active) return;
     p.active = false;
     tcp::Connection* c = p.conn;
+    Target& t = targets_[p.target];
+    t.why = nullptr;
     if (c && result == CheckResult::kPassed && p.tls) p.tls->shutdown();  // close_notify first
+    if (p.tls && result == CheckResult::kTimeout && !p.tls->established()) {
+        p.tls->fail(tls::UpstreamFailure::k_timeout);
+    }
+    if (p.tls && p.tls->failed()) t.why = tls::to_string(p.tls->failure());
     // Forget the connection before closing it: close() and abort() call
     // on_closed() before they return.
     p.conn = nullptr;
@@ -307,7 +327,6 @@ void HealthChecker::finish(Probe& p, CheckResult result) {
         stack_.close(*c, now_us_);
     }
     p.tls.reset();
-    Target& t = targets_[p.target];
     t.in_flight = false;
     t.next_us = now_us_ + checks_[t.check].interval_us + jitter(checks_[t.check]);
     p.next_free = free_head_;
@@ -347,17 +366,21 @@ void HealthChecker::update_health(const Target& t, CheckResult last) {
     const char* what = h == Health::kUnhealthy ? "unhealthy"
                        : h == Health::kChecking ? "checking"
                                                 : "healthy";
-    std::fprintf(stderr, "terminusd: upstream %s is %s (health_check at %s:%u: %s)\n",
+    std::fprintf(stderr, "terminusd: upstream %s is %s (health_check at %s:%u: %s%s%s)\n",
                  server_name(*c.upstream, t.server).c_str(), what, c.hc->loc.file.c_str(), c.hc->loc.line,
-                 to_string(last));
+                 to_string(last), t.why ? ": " : "", t.why ? t.why : "");
 }
 
-void HealthChecker::tls_step(Probe& p) {
+bool HealthChecker::tls_step(Probe& p) {
     switch (p.tls->handshake()) {
-        case tls::ClientEndpoint::Status::kAgain: return;
-        case tls::ClientEndpoint::Status::kFailed: finish(p, CheckResult::kTls); return;
-        case tls::ClientEndpoint::Status::kDone: exchange(p); return;
+        case tls::UpstreamConnection::Status::kAgain:
+            if (!p.tls->parked()) return false;
+            next_event_us_ = now_us_;  // poll() resumes it
+            return true;
+        case tls::UpstreamConnection::Status::kFailed: finish(p, CheckResult::kTls); return false;
+        case tls::UpstreamConnection::Status::kDone: exchange(p); return false;
     }
+    return false;
 }
 
 void HealthChecker::exchange(Probe& p) {
@@ -394,6 +417,11 @@ void HealthChecker::receive(Probe& p) {
         int n = 0;
         if (p.tls) {
             n = p.tls->read(p.buf.get() + p.len, c.examined - p.len);
+            if (n < 0 && p.tls->failed()) {
+                // TLS 1.3: the upstream refused our certificate only now.
+                finish(p, CheckResult::kTls);
+                return;
+            }
             if (n < 0) {
                 eof = true;
                 break;
@@ -423,7 +451,8 @@ void Probe::on_established(tcp::Connection&) {
     HealthChecker& hc = *checker;
     const auto& c = hc.checks_[hc.targets_[target].check];
     if (c.tls) {
-        tls.emplace(c.tls, transport, c.sni.empty() ? nullptr : c.sni.c_str(), nullptr);
+        const auto& t = hc.targets_[target];
+        tls.emplace(*hc.tls_, tls::UpstreamKey{c.server, t.addr, t.port}, transport, c.name);
         hc.tls_step(*this);
         return;
     }
@@ -437,7 +466,7 @@ void Probe::on_readable(tcp::Connection& c) {
     }
     HealthChecker& hc = *checker;
     if (tls && !tls->established()) {
-        hc.tls_step(*this);
+        if (!tls->parked()) hc.tls_step(*this);
         return;
     }
     const auto& chk = hc.checks_[hc.targets_[target].check];
@@ -454,7 +483,7 @@ void Probe::on_readable(tcp::Connection& c) {
 void Probe::on_writable(tcp::Connection&) {
     if (!active) return;
     if (tls && !tls->established()) {
-        checker->tls_step(*this);
+        if (!tls->parked()) checker->tls_step(*this);
         return;
     }
     checker->exchange(*this);

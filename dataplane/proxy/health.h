@@ -7,6 +7,8 @@
 // consecutive passed ones healthy again; with "mandatory" a server is
 // "checking" (and takes no connection) until its first check is done.
 // Several checks on one group: a server is unhealthy when any says so.
+// Behind "proxy_ssl" a check is a TLS connection made as the proxy makes
+// its own: a server whose certificate would fail the proxy fails it.
 //
 // One checker, on core 0, runs every check over that core's TCP stack
 // (the upstreams are reached through the dataplane's port, not the
@@ -17,8 +19,6 @@
 // read. Connections come from a fixed pool of probes made at start.
 // Private to dataplane/.
 #pragma once
-
-#include <openssl/ssl.h>
 
 #include <cstdint>
 #include <memory>
@@ -32,6 +32,7 @@
 #include "dataplane/tcp/tcp.h"
 #include "dataplane/tcp_transport.h"
 #include "tls/tls.h"
+#include "tls/upstream.h"
 
 namespace terminus::dataplane::proxy {
 
@@ -103,8 +104,8 @@ struct Probe final : tcp::Handler {
     uint32_t target = 0;
     tcp::Connection* conn = nullptr;
     tcp::TcpTransport transport;
-    std::optional<tls::ClientEndpoint> tls;  // proxy_ssl
-    std::unique_ptr<uint8_t[]> buf;          // the reply's first bytes
+    std::optional<tls::UpstreamConnection> tls;  // proxy_ssl
+    std::unique_ptr<uint8_t[]> buf;              // the reply's first bytes
     uint32_t len = 0;
     uint32_t sent = 0;
     uint64_t deadline_us = 0;
@@ -122,17 +123,19 @@ class HealthChecker {
     // The checks of CFG: each server{} with health_check checks the group
     // it proxy_passes to, with its proxy_connect_timeout and the first
     // proxy_buffer_size bytes of a reply (64 KB at most); an upstream{}
-    // with health_check checks its own group with the defaults. TLS,
-    // parallel to Config::servers: the client context of each server{}
-    // with proxy_ssl (its checks then run over TLS); a proxy_ssl server
-    // without one is an error. Servers of "mandatory" checks are marked
-    // checking here: make it before any core picks a server. STACK, CORE
-    // and N_CORES: core 0's stack and where its flows go; NOW_US: that
-    // core's loop clock.
+    // with health_check checks its own group with the defaults, over plain
+    // TCP. The checks of a server{} with proxy_ssl run over TLS as its
+    // sessions do (tls/upstream.h: the same context, name, verification
+    // and session reuse, and counted with them) on TLS, core 0's upstream
+    // TLS: an error when that is null. Servers of "mandatory" checks are
+    // marked checking here: make it before any core picks a server. STACK,
+    // CORE and N_CORES: core 0's stack and where its flows go; NOW_US:
+    // that core's loop clock.
     static Result<std::unique_ptr<HealthChecker>> create(const config::Config& cfg, const SharedUpstreams& shared,
                                                          tcp::Stack& stack, unsigned core, unsigned n_cores,
                                                          uint32_t local_ip, const uint64_t& now_us,
-                                                         const std::vector<SSL_CTX*>& tls = {});
+                                                         tls::UpstreamTls* tls = nullptr);
+    ~HealthChecker();
     HealthChecker(const HealthChecker&) = delete;
     HealthChecker& operator=(const HealthChecker&) = delete;
 
@@ -158,8 +161,11 @@ class HealthChecker {
         uint64_t jitter_us = 0;
         uint64_t connect_us = 0;
         uint32_t examined = 0;  // bytes of the reply matched against
-        SSL_CTX* tls = nullptr;
-        std::string sni;        // empty: none
+        // proxy_ssl: the server{} (for its context and sessions) and the
+        // name its certificate must match.
+        bool tls = false;
+        uint32_t server = 0;
+        std::string name;
     };
     struct Target {
         uint32_t check = 0;
@@ -169,11 +175,13 @@ class HealthChecker {
         HealthCounter counter;
         uint64_t next_us = 0;
         bool in_flight = false;
+        const char* why = nullptr;  // the last failure's detail, for the log
     };
 
     HealthChecker(const SharedUpstreams& shared, tcp::Stack& stack, unsigned core, unsigned n_cores,
-                  uint32_t local_ip, const uint64_t& now_us)
-        : shared_(shared), stack_(stack), core_(core), n_cores_(n_cores), local_ip_(local_ip), now_us_(now_us) {}
+                  uint32_t local_ip, const uint64_t& now_us, tls::UpstreamTls* tls)
+        : shared_(shared), stack_(stack), core_(core), n_cores_(n_cores), local_ip_(local_ip), now_us_(now_us),
+          tls_(tls) {}
 
     void start(uint32_t target);
     // The probe's check is over: RESULT goes to its server; its connection
@@ -181,7 +189,9 @@ class HealthChecker {
     void finish(Probe& p, CheckResult result);
     void exchange(Probe& p);
     void receive(Probe& p);
-    void tls_step(Probe& p);
+    // Runs P's handshake on; true when it is still parked on an
+    // asynchronous crypto operation.
+    bool tls_step(Probe& p);
     void record(Target& t, CheckResult result);
     // Folds every check's verdict on the server of T into its Health.
     void update_health(const Target& t, CheckResult last);
@@ -194,6 +204,7 @@ class HealthChecker {
     unsigned n_cores_;
     uint32_t local_ip_;
     const uint64_t& now_us_;
+    tls::UpstreamTls* tls_;
     std::vector<Check> checks_;
     std::vector<Target> targets_;
     std::unique_ptr<Probe[]> probes_;

@@ -3,14 +3,16 @@
 # DPDK TAP device with two lcores checks Python backends in the TAP's
 # namespace through its own TCP stack. Servers are taken out and put back
 # as their answers change, "port=" checks another port, "mandatory" holds
-# servers back until their first check; what terminusctl stats shows is
-# what is asserted, waited for with deadlines. Output is TAP.
-# Usage: health_test.sh TERMINUSD TERMINUSCTL SRC_ROOT
+# servers back until their first check, and with proxy_ssl the checks run
+# over TLS and verify the certificate as the proxy does; what terminusctl
+# stats shows is what is asserted, waited for with deadlines. Output is TAP.
+# Usage: health_test.sh TERMINUSD TERMINUSCTL SRC_ROOT CERTS
 set -uo pipefail
 
 terminusd=$(realpath "$1")
 ctl=$(realpath "$2")
 src=$(realpath "$3")
+certs=$(realpath "$4")
 here="$src/tests/integration"
 id=$$
 ns=tmhc$id
@@ -33,9 +35,10 @@ trap cleanup EXIT
 # Backends: each port answers a health check ("PING") as its mode file
 # $work/mode/PORT says — pong: "PONG"; wrong: "NOPE" and a close; close:
 # a close at once — and a client ("who") with its own port number.
+# PORT:CERT speaks TLS with $certs/CERT.crt.
 mkdir -p "$work/mode"
 cat > "$work/backend.py" <<'PY'
-import os, socket, sys, threading
+import os, socket, ssl, sys, threading
 
 def handle(c, port, modes):
     try:
@@ -61,23 +64,39 @@ def handle(c, port, modes):
     finally:
         c.close()
 
-def serve(addr, port, modes):
+def handle_tls(c, port, modes, ctx):
+    try:
+        c = ctx.wrap_socket(c, server_side=True)
+    except OSError:
+        c.close()
+        return
+    handle(c, port, modes)
+
+def serve(addr, port, modes, ctx):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, port))
     s.listen(256)
     while True:
         c, _ = s.accept()
-        threading.Thread(target=handle, args=(c, port, modes), daemon=True).start()
+        if ctx:
+            threading.Thread(target=handle_tls, args=(c, port, modes, ctx), daemon=True).start()
+        else:
+            threading.Thread(target=handle, args=(c, port, modes), daemon=True).start()
 
-modes = sys.argv[2]
-for p in sys.argv[3:]:
-    threading.Thread(target=serve, args=(sys.argv[1], int(p), modes), daemon=True).start()
+modes, certs = sys.argv[2], sys.argv[3]
+for p in sys.argv[4:]:
+    port, _, cert = p.partition(":")
+    ctx = None
+    if cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(certs, cert + ".crt"), os.path.join(certs, cert + ".key"))
+    threading.Thread(target=serve, args=(sys.argv[1], int(port), modes, ctx), daemon=True).start()
 print("ready", flush=True)
 threading.Event().wait()
 PY
 mode() { echo "$2" > "$work/mode/$1"; }
-for p in 9101 9102 9202 9302 9401; do mode $p pong; done
+for p in 9101 9102 9202 9302 9401 9501 9502 9503; do mode $p pong; done
 mode 9201 wrong  # the service port fails the check: port= must look elsewhere
 
 cat > "$work/health.conf" <<'CONF'
@@ -109,9 +128,24 @@ stream {
         server 198.18.0.1:9409;
     }
     server { listen 84; proxy_pass connect_only; health_check interval=200ms; }
+    # proxy_ssl: the checks are TLS, verified as the proxy's sessions are.
+    upstream secure {
+        server 198.18.0.1:9501;          # a certificate for api.example.com
+        server 198.18.0.1:9502;          # one for db.example.com only
+        server 198.18.0.1:9503;          # no TLS at all
+    }
+    server {
+        listen 85;
+        proxy_pass secure;
+        proxy_ssl on;
+        proxy_ssl_name api.example.com;
+        proxy_ssl_server_name on;
+        proxy_ssl_trusted_certificate CERTS/ca.crt;
+        health_check interval=200ms match=pong;
+    }
 }
 CONF
-sed -i "s/IFACE/$iface/" "$work/health.conf"
+sed -i "s/IFACE/$iface/; s|CERTS|$certs|" "$work/health.conf"
 
 ip netns add "$ns"
 ip -n "$ns" link set lo up
@@ -123,8 +157,8 @@ if ! wait_for 30 grep -q "terminusd: running" "$work/log"; then
     echo "1..$n"; exit 1
 fi
 ok "terminusd starts with health checks"
-grep -q "health checks: 9 servers checked from core 0" "$work/log" &&
-    ok "nine servers are checked, from core 0" || not_ok "nine servers are checked, from core 0" "$(cat "$work/log")"
+grep -q "health checks: 12 servers checked from core 0" "$work/log" &&
+    ok "twelve servers are checked, from core 0" || not_ok "twelve servers are checked, from core 0" "$(cat "$work/log")"
 
 # stat SERVER FIELD: an upstream server's value in terminusctl stats --json
 # (a state's name, a counter's total).
@@ -158,8 +192,8 @@ t_far=$(ustat twin/198.18.0.99:9301 state)
 
 ip -n "$ns" addr add 198.18.0.1/24 dev "$iface"
 ip -n "$ns" link set "$iface" up
-ip netns exec "$ns" python3 "$work/backend.py" 198.18.0.1 "$work/mode" 9101 9102 9201 9202 9302 9401 \
-    >"$work/backend.log" 2>&1 &
+ip netns exec "$ns" python3 "$work/backend.py" 198.18.0.1 "$work/mode" "$certs" 9101 9102 9201 9202 9302 9401 \
+    9501:server 9502:postgres 9503 >"$work/backend.log" 2>&1 &
 backend=$!
 wait_for 10 grep -q ready "$work/backend.log" || not_ok "backends start" "$(cat "$work/backend.log")"
 
@@ -260,6 +294,22 @@ is connect_only/198.18.0.1:9409 last_check refused && is connect_only/198.18.0.1
 out=$(who 84 4)
 [ "$out" = "9401=4" ] && ok "connect-only: connections go to the live server ($out)" ||
     not_ok "connect-only: connections go to the live server" "$out"
+
+# proxy_ssl: a TLS check passes where the proxy's sessions would succeed.
+expect_state 15 secure/198.18.0.1:9501 up "proxy_ssl: a server with a valid certificate passes its TLS checks"
+expect_state 15 secure/198.18.0.1:9502 unhealthy "proxy_ssl: a certificate for another name fails the check"
+# Only the checks made TLS handshakes with it: the proxy sent it nothing.
+mismatches=$("$ctl" stats --name "hc$id" --json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["upstream_tls"]["failed_name_mismatch"]["total"])')
+is secure/198.18.0.1:9502 last_check tls && [ "${mismatches:-0}" -ge 1 ] &&
+    ok "its last check: tls; upstream TLS counts the name mismatch ($mismatches)" ||
+    not_ok "its last check: tls; upstream TLS counts the name mismatch" "$(ustat secure/198.18.0.1:9502 last_check), $mismatches"
+expect_state 15 secure/198.18.0.1:9503 unhealthy "proxy_ssl: a server without TLS fails the check"
+is secure/198.18.0.1:9503 last_check tls && ok "its last check: tls" ||
+    not_ok "its last check: tls" "$(ustat secure/198.18.0.1:9503 last_check)"
+out=$(who 85 4)
+[ "$out" = "9501=4" ] && ok "proxy_ssl: connections go to the server that passed, re-encrypted ($out)" ||
+    not_ok "proxy_ssl: connections go to the server that passed, re-encrypted" "$out"
 
 # The other server of the pair was checked all along, and passed.
 at_least pair/198.18.0.1:9101 checks $((checks_before + 10)) && is pair/198.18.0.1:9101 checks_failed "$failed_before" &&
