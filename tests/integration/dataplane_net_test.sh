@@ -83,12 +83,12 @@ cat > "$work/stream.conf" <<CONF
 dataplane { port net_tap0 iface=${iface}x address=198.18.0.2/24; }
 stream {
     upstream b { server 198.18.0.1:8080; }
-    server { listen 80; proxy_pass b; ssl_preread on; }
+    server { listen 80; proxy_pass b; proxy_download_rate 10k; }
 }
 CONF
 out=$("$terminusd" -c "$work/stream.conf" -n "net$id" 2>&1)
 rc=$?
-if [ $rc -eq 1 ] && grep -q 'stream.conf:4:39: error: "ssl_preread" is valid but the dataplane does not implement it yet' <<<"$out"; then
+if [ $rc -eq 1 ] && grep -q 'stream.conf:4:39: error: "proxy_download_rate" is valid but the dataplane does not implement it yet' <<<"$out"; then
     ok "a directive not implemented yet is refused by name at start"
 else
     not_ok "a directive not implemented yet is refused by name at start (rc $rc)" "$out"
