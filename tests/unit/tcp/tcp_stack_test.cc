@@ -1,25 +1,27 @@
 // The TCP stack, packet by packet (crafted segments in, exact segments
 // out) and end to end (two stacks joined by an in-memory link that can
-// lose, reorder, duplicate and delay with a seeded generator).
+// lose, reorder, duplicate and delay with a seeded generator:
+// tests/support/stack_link.h).
 #include <gtest/gtest.h>
 #include <rte_ether.h>
 #include <rte_ip.h>
 #include <rte_tcp.h>
 
 #include <cstdio>
-#include <deque>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "dataplane/tcp/tcp.h"
+#include "tests/support/stack_link.h"
 #include "tests/unit/dataplane/eal_env.h"
 
 namespace terminus::tcp {
 namespace {
 
 using terminus::testing::EalEnvironment;
+using terminus::testing::Impairment;
+using terminus::testing::StackLink;
 
 constexpr uint32_t kIpA = 0xc6120002;  // 198.18.0.2
 constexpr uint32_t kIpB = 0xc6120001;  // 198.18.0.1
@@ -1009,67 +1011,7 @@ TEST_F(TcpTimeWait, ExpiryInTheSameBatchSparesTheRecycledSlot) {
 }
 
 // ---------------------------------------------------------------------------
-// Two stacks over an impaired in-memory link.
-
-struct Impairment {
-    double loss = 0, duplicate = 0, reorder = 0;
-    uint64_t delay_us = 100;
-    uint64_t jitter_us = 0;
-};
-
-class Link : public Output {
-  public:
-    Link(std::mt19937& rng, const Impairment& imp) : rng_(rng), imp_(imp) {}
-    void send(rte_mbuf* m, uint32_t) override {
-        // An Ethernet link with a 1500-byte MTU: larger frames never arrive.
-        if (rte_pktmbuf_pkt_len(m) > 1514) {
-            ++oversized;
-            rte_pktmbuf_free(m);
-            return;
-        }
-        std::uniform_real_distribution<double> u(0, 1);
-        if (u(rng_) < imp_.loss) {
-            rte_pktmbuf_free(m);
-            return;
-        }
-        uint64_t at = now + imp_.delay_us;
-        if (imp_.jitter_us && u(rng_) < imp_.reorder) at += rng_() % imp_.jitter_us;
-        if (u(rng_) < imp_.duplicate) {
-            rte_mbuf* copy = rte_pktmbuf_copy(m, EalEnvironment::pool(), 0, UINT32_MAX);
-            if (copy) queue.push_back({at + 50, copy});
-        }
-        queue.push_back({at, m});
-    }
-    // Delivers what is due to TO.
-    bool deliver(Stack& to, uint64_t t) {
-        bool any = false;
-        for (size_t i = 0; i < queue.size();) {
-            if (queue[i].at <= t) {
-                rte_mbuf* m = queue[i].m;
-                queue.erase(queue.begin() + static_cast<long>(i));
-                to.input(m, kIhl, t);
-                any = true;
-            } else {
-                ++i;
-            }
-        }
-        return any;
-    }
-    ~Link() override {
-        for (auto& q : queue) rte_pktmbuf_free(q.m);
-    }
-    uint64_t now = 0;
-    uint64_t oversized = 0;
-
-  private:
-    struct Item {
-        uint64_t at;
-        rte_mbuf* m;
-    };
-    std::deque<Item> queue;
-    std::mt19937& rng_;
-    Impairment imp_;
-};
+// Two stacks over an impaired in-memory link (tests/support/stack_link.h).
 
 // Sends a buffer from one side and echoes it back through the other, then
 // closes both: the bytes arrive intact in both directions.
@@ -1081,13 +1023,12 @@ TransferStats transfer(const Impairment& imp, size_t bytes, uint32_t seed,
                        config::CongestionControl cc = config::CongestionControl::kNewReno,
                        bool sack = true) {
     TransferStats stats;
-    std::mt19937 rng(seed);
-    Link a_to_b(rng, imp), b_to_a(rng, imp);
     TcpParams p = params();
     p.congestion = cc;
     p.sack = sack;
-    Stack a(p, EalEnvironment::pool(), a_to_b, SipKey{3, 4}, rte_ether_addr{{2, 0, 0, 0, 0, 2}});
-    Stack b(p, EalEnvironment::pool(), b_to_a, SipKey{5, 6}, rte_ether_addr{{2, 0, 0, 0, 0, 1}});
+    StackLink net(p, EalEnvironment::pool(), seed, imp);
+    Stack& a = net.a;
+    Stack& b = net.b;
     Recorder client, server;
     client.stack = &a;
     server.stack = &b;
@@ -1097,18 +1038,15 @@ TransferStats transfer(const Impairment& imp, size_t bytes, uint32_t seed,
     if (!c) return stats;
 
     std::string data(bytes, '\0');
-    for (size_t i = 0; i < bytes; ++i) data[i] = static_cast<char>(rng() & 0xff);
+    for (size_t i = 0; i < bytes; ++i) data[i] = static_cast<char>(net.rng() & 0xff);
     size_t written = 0, echoed = 0;
     bool client_closed = false, server_closed = false;
     uint64_t t = 0;
     const uint64_t deadline = 600'000'000;  // simulated
     while (t < deadline) {
-        t += 100;
-        a_to_b.now = b_to_a.now = client.now = server.now = t;
-        a_to_b.deliver(b, t);
-        b_to_a.deliver(a, t);
-        a.poll(t);
-        b.poll(t);
+        net.step(100);
+        t = net.now;
+        client.now = server.now = t;
         if (c && c->state == TcpState::kEstablished && written < bytes) {
             written += a.write(*c, data.data() + written,
                                static_cast<uint32_t>(std::min<size_t>(bytes - written, 65536)), t);
@@ -1140,7 +1078,7 @@ TransferStats transfer(const Impairment& imp, size_t bytes, uint32_t seed,
     EXPECT_EQ(client.closed, 1);
     EXPECT_EQ(server.closed, 1);
     EXPECT_EQ(b.connections(), 0u);
-    EXPECT_EQ(a_to_b.oversized + b_to_a.oversized, 0u) << "segments larger than the MTU";
+    EXPECT_EQ(net.a_to_b.oversized + net.b_to_a.oversized, 0u) << "segments larger than the MTU";
     stats.retransmits = a.counters().retransmits + b.counters().retransmits;
     stats.ooo_held = a.counters().ooo_held + b.counters().ooo_held;
     stats.timeouts = a.counters().rto_expired + b.counters().rto_expired;
