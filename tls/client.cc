@@ -74,10 +74,11 @@ uint32_t ClientEndpoint::pending_write() const { return records_ ? records_->pen
 
 void ClientEndpoint::shutdown() {
     if (!ssl_ || !done_) return;
+    // Our direction only (RFC 8446 6.1): what the server still sends is
+    // read until its close_notify (a response after the request's end,
+    // proxy_half_close on). SSL_shutdown sets SSL_SENT_SHUTDOWN, which is
+    // what keeps the session resumable (ssl_clear_bad_session).
     send_close_notify(ssl_, transport_);
-    // We do not wait for the server's close_notify; the session stays
-    // resumable all the same.
-    SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 }
 
 SSL_SESSION* ClientEndpoint::get1_session() const {
