@@ -18,6 +18,14 @@ ClientEndpoint::ClientEndpoint(SSL_CTX* ctx, Transport& t, const char* sni, SSL_
     if (resume) SSL_set_session(ssl_, resume);
 }
 
+ClientEndpoint::ClientEndpoint(SSL_CTX* ctx, Transport& t, Accept) : transport_(t) {
+    ssl_ = SSL_new(ctx);
+    if (!ssl_) return;
+    BIO* bio = new_transport_bio(t);
+    SSL_set_bio(ssl_, bio, bio);
+    SSL_set_accept_state(ssl_);
+}
+
 ClientEndpoint::~ClientEndpoint() {
     if (ssl_) SSL_free(ssl_);
 }

@@ -355,6 +355,11 @@ class ClientEndpoint {
     // SNI: the server name to send (null: none). RESUME: a session to
     // offer (null: a full handshake).
     ClientEndpoint(SSL_CTX* ctx, Transport& t, const char* sni, SSL_SESSION* resume);
+    // The server side of CTX instead (SSL_set_accept_state), with the same
+    // handshake, records and shutdown: the load generator's TLS backend,
+    // a plain SSL_CTX with no CoreTls or configuration behind it.
+    struct Accept {};
+    ClientEndpoint(SSL_CTX* ctx, Transport& t, Accept);
     ~ClientEndpoint();
     ClientEndpoint(const ClientEndpoint&) = delete;
     ClientEndpoint& operator=(const ClientEndpoint&) = delete;
