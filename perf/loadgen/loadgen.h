@@ -42,10 +42,21 @@ struct Options {
     unsigned concurrency = 1;     // connections open at once, all cores
     double rate = 0;              // new connections per second, all cores (0: as fast as possible)
     uint64_t connections = 0;     // total to open (0: until the duration ends)
+    uint64_t warmup = 0;          // each core's first N connections one at a time (sessions saved first)
     double connect_timeout_s = 5;
     // Backend side.
     uint16_t backend_port = 0;    // 0: none
     unsigned backend_max = 65536;
+    // A TLS backend (a re-encrypting proxy's upstream, or the far end of a
+    // passthrough): TLS 1.2 and 1.3, a session cache and session tickets,
+    // each certificate with its key (ECDSA and RSA side by side, picked by
+    // the client's signature algorithms, as the servers under test do).
+    bool backend_tls = false;
+    std::vector<std::string> backend_certs, backend_keys;
+    // The ticket keys every core's backend context shares (name, HMAC
+    // and AES keys, as SSL_CTX_set_tlsext_ticket_keys takes them), so that
+    // a ticket resumes on whichever core its connection lands.
+    uint8_t backend_ticket_keys[80] = {};
 };
 
 // Each core's figures: written by the core only (relaxed stores), read by
@@ -65,7 +76,12 @@ struct alignas(64) CoreStats {
     X(bytes_received, "application bytes received by clients")              \
     X(backend_accepts, "connections accepted by the backend")               \
     X(backend_bytes_in, "bytes the backend received")                      \
-    X(backend_bytes_out, "bytes the backend sent")
+    X(backend_bytes_out, "bytes the backend sent")                         \
+    X(backend_tls_full, "TLS handshakes the backend completed in full")    \
+    X(backend_tls_resumed, "TLS handshakes the backend resumed a session for") \
+    X(backend_tls_refused, "full backend handshakes whose client offered a session (PSK, ticket or id)") \
+    X(backend_tls_failed, "TLS handshakes the backend did not complete")    \
+    X(backend_tls_unclean, "backend TLS connections that ended without the peer's close_notify")
 #define TERMINUS_X(name, help) std::atomic<uint64_t> name{0};
     TERMINUS_LOADGEN_COUNTERS(TERMINUS_X)
 #undef TERMINUS_X
@@ -97,11 +113,16 @@ struct Client final : tcp::Handler {
     void on_closed(tcp::Connection& c, tcp::CloseReason why) override;
 };
 
-// One backend connection: reads the request, sends the response.
+// One backend connection: reads the request, sends the response (over
+// TLS with --backend-tls: the handshake first).
 struct BackendConn final : tcp::Handler {
     Core* core = nullptr;
+    tcp::TcpTransport transport;
+    std::optional<tls::ClientEndpoint> tls;  // the server side (ClientEndpoint::Accept)
     uint64_t received = 0, sent = 0;
     bool responding = false;
+    bool tls_counted = false;  // its handshake's outcome is counted
+    bool tls_offered = false;  // its ClientHello offered a session to resume
     uint32_t next_free = 0;
 
     void on_established(tcp::Connection& c) override;
@@ -125,7 +146,7 @@ class Core final : public dataplane::Application, public tcp::Listener {
     Core(const Options& o, dataplane::Lcore& lc, tcp::Stack& stack, uint32_t local_ip, CoreStats& stats);
     ~Core() override;
 
-    // Builds the client SSL_CTX; false with WHY.
+    // Builds the client SSL_CTX and the backend's; false with WHY.
     bool init_tls(std::string& why);
     // The application poller: starts connections as the rate and the
     // concurrency allow.
@@ -150,6 +171,9 @@ class Core final : public dataplane::Application, public tcp::Listener {
     void client_read(Client& cl);
     void client_finish(Client& cl);
     void free_client(Client& cl);
+    bool init_backend_tls(std::string& why);
+    void backend_step(BackendConn& b, tcp::Connection& c);
+    void backend_read(BackendConn& b, tcp::Connection& c);
     void backend_send(BackendConn& b, tcp::Connection& c);
     uint16_t pick_port();
 
@@ -161,6 +185,7 @@ class Core final : public dataplane::Application, public tcp::Listener {
     uint64_t now_us_ = 0;
     std::atomic<bool> starting_{true};  // the control thread ends the run
     uint64_t active_ = 0;         // clients open on this core
+    uint64_t ended_ = 0;          // clients that ended on this core (for Options::warmup)
     unsigned max_clients_ = 0;    // this core's share of the concurrency
     uint64_t quota_ = 0;          // this core's share of Options::connections (0: none)
     double per_us_ = 0;           // this core's share of the rate, per µs
@@ -173,7 +198,9 @@ class Core final : public dataplane::Application, public tcp::Listener {
     uint32_t free_backend_ = 0;
     SSL_CTX* ctx_ = nullptr;
     SSL_SESSION* session_ = nullptr;  // the session clients offer (Resume)
-    std::unique_ptr<uint8_t[]> scratch_;  // request bytes out, response bytes in
+    SSL_CTX* backend_ctx_ = nullptr;  // --backend-tls
+    std::unique_ptr<uint8_t[]> scratch_;  // bytes out: requests and responses
+    std::unique_ptr<uint8_t[]> sink_;     // bytes in: what is read is dropped here
     Latencies lat_;
 };
 

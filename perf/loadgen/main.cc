@@ -56,11 +56,16 @@ void usage(FILE* out) {
                  "    --concurrency N     connections open at once (default 1)\n"
                  "    --rate R            new connections per second (default 0: as fast as possible)\n"
                  "    --connections N     stop after N (default 0: run for --duration)\n"
+                 "    --warmup N          each core's first N connections one at a time (default 0)\n"
                  "    --duration S        seconds of load (default 10)\n"
                  "    --connect-timeout S (default 5)\n"
                  "  backend:\n"
                  "    --backend PORT      also serve as the upstream: read --request bytes,\n"
                  "                        answer --response bytes (default: none)\n"
+                 "    --backend-tls       the backend speaks TLS 1.2 and 1.3, with a session cache and\n"
+                 "                        tickets; counts the handshakes it served, full and resumed\n"
+                 "    --backend-cert F --backend-key F   its certificate chain and key (PEM; repeat\n"
+                 "                        the pair for ECDSA and RSA side by side)\n"
                  "  output:\n"
                  "    --json FILE         the summary (default stdout);  --quiet  no progress line\n"
                  "    --wait-link S       wait for the link and the target's ARP reply (default 10)\n"
@@ -138,8 +143,9 @@ void json_hist(std::string& out, const char* name, const loadgen::Histogram& h, 
 int parse(int argc, char** argv, Run& r) {
     enum {
         kPort = 256, kAddress, kGateway, kLcores, kMbufs, kName, kTarget, kTls, kTlsVersion, kSigalgs, kGroups,
-        kCiphers, kSuites, kSni, kResume, kRequest, kResponse, kHold, kConcurrency, kRate, kConnections,
-        kDuration, kConnectTimeout, kBackend, kJson, kQuiet, kWaitLink, kLinger, kHelp
+        kCiphers, kSuites, kSni, kResume, kRequest, kResponse, kHold, kConcurrency, kRate, kConnections, kWarmup,
+        kDuration, kConnectTimeout, kBackend, kBackendTls, kBackendCert, kBackendKey, kJson, kQuiet, kWaitLink,
+        kLinger, kHelp
     };
     static const option longopts[] = {
         {"port", required_argument, nullptr, kPort}, {"address", required_argument, nullptr, kAddress},
@@ -153,9 +159,12 @@ int parse(int argc, char** argv, Run& r) {
         {"response", required_argument, nullptr, kResponse}, {"hold", required_argument, nullptr, kHold},
         {"concurrency", required_argument, nullptr, kConcurrency}, {"rate", required_argument, nullptr, kRate},
         {"connections", required_argument, nullptr, kConnections},
+        {"warmup", required_argument, nullptr, kWarmup},
         {"duration", required_argument, nullptr, kDuration},
         {"connect-timeout", required_argument, nullptr, kConnectTimeout},
-        {"backend", required_argument, nullptr, kBackend}, {"json", required_argument, nullptr, kJson},
+        {"backend", required_argument, nullptr, kBackend}, {"backend-tls", no_argument, nullptr, kBackendTls},
+        {"backend-cert", required_argument, nullptr, kBackendCert},
+        {"backend-key", required_argument, nullptr, kBackendKey}, {"json", required_argument, nullptr, kJson},
         {"quiet", no_argument, nullptr, kQuiet}, {"wait-link", required_argument, nullptr, kWaitLink},
         {"linger", required_argument, nullptr, kLinger}, {"help", no_argument, nullptr, kHelp},
         {nullptr, 0, nullptr, 0}};
@@ -244,9 +253,13 @@ int parse(int argc, char** argv, Run& r) {
             case kConcurrency: r.o.concurrency = static_cast<unsigned>(std::stoul(optarg)); break;
             case kRate: r.o.rate = std::stod(optarg); break;
             case kConnections: r.o.connections = std::stoull(optarg); break;
+            case kWarmup: r.o.warmup = std::stoull(optarg); break;
             case kDuration: r.duration_s = std::stod(optarg); break;
             case kConnectTimeout: r.o.connect_timeout_s = std::stod(optarg); break;
             case kBackend: r.o.backend_port = static_cast<uint16_t>(std::stoul(optarg)); break;
+            case kBackendTls: r.o.backend_tls = true; break;
+            case kBackendCert: r.o.backend_certs.emplace_back(optarg); break;
+            case kBackendKey: r.o.backend_keys.emplace_back(optarg); break;
             case kJson: r.json = optarg; break;
             case kQuiet: r.quiet = true; break;
             case kWaitLink: r.wait_link_s = std::stod(optarg); break;
@@ -273,6 +286,12 @@ int parse(int argc, char** argv, Run& r) {
                              "arrive after the handshake)\n", kProgram);
         return 2;
     }
+    if (r.o.backend_tls && (!r.o.backend_port || r.o.backend_certs.empty() ||
+                            r.o.backend_certs.size() != r.o.backend_keys.size())) {
+        std::fprintf(stderr, "%s: --backend-tls needs --backend PORT and one --backend-key for each "
+                             "--backend-cert\n", kProgram);
+        return 2;
+    }
     if (r.o.concurrency == 0) r.o.concurrency = 1;
     port.loc.file = "command line";
     r.dp.ports.push_back(port);
@@ -292,6 +311,10 @@ int main(int argc, char** argv) {
 
     tcp::SipKey secret;
     if (getrandom(&secret, sizeof secret, 0) != static_cast<ssize_t>(sizeof secret)) return 1;
+    if (getrandom(r.o.backend_ticket_keys, sizeof r.o.backend_ticket_keys, 0) !=
+        static_cast<ssize_t>(sizeof r.o.backend_ticket_keys)) {
+        return 1;
+    }
     tcp::TcpParams tp;
     tp.mss = static_cast<uint16_t>(rt.ports[0].mtu - 40);
     tp.rcv_buf = tp.snd_buf = 256 * 1024;
@@ -443,13 +466,13 @@ int main(int argc, char** argv) {
     std::snprintf(buf, sizeof buf,
                   "  \"options\": {\"target\": \"%s:%u\", \"tls\": %s, \"tls_version\": \"%s\", \"sigalgs\": \"%s\", "
                   "\"groups\": \"%s\", \"resume\": \"%s\", \"request\": %lu, \"response\": %lu, \"hold_s\": %g, "
-                  "\"concurrency\": %u, \"rate\": %g, \"cores\": %u},\n",
+                  "\"concurrency\": %u, \"rate\": %g, \"warmup\": %lu, \"cores\": %u, \"backend_tls\": %s},\n",
                   config::ipv4_to_string(o.target_ip).c_str(), o.target_port, o.tls ? "true" : "false",
                   o.tls_version == TLS1_3_VERSION ? "1.3" : o.tls_version == TLS1_2_VERSION ? "1.2" : "any",
                   o.sigalgs.c_str(), o.groups.c_str(),
                   o.resume == loadgen::Resume::kTicket ? "ticket" : o.resume == loadgen::Resume::kSessionId ? "session-id" : "none",
                   static_cast<unsigned long>(o.request), static_cast<unsigned long>(o.response), o.hold_s,
-                  o.concurrency, o.rate, n);
+                  o.concurrency, o.rate, static_cast<unsigned long>(o.warmup), n, o.backend_tls ? "true" : "false");
     out += buf;
     std::snprintf(buf, sizeof buf, "  \"duration_s\": %.3f,\n  \"counts\": {", elapsed);
     out += buf;
