@@ -830,7 +830,11 @@ TEST_P(UpstreamReuse, SessionIsOfferedOnlyForTheNameItWasVerifiedFor) {
     EXPECT_EQ(core0->counters.sessions_offered, 0u);
 }
 
-TEST_P(UpstreamReuse, UncleanEndDropsTheSessionOnEveryCore) {
+// A connection cut off at the TCP level (the client reset, an idle
+// timeout) says nothing against its TLS session: it stays, as nginx's
+// quiet shutdown keeps it. Only a failed handshake or a broken record
+// drops a session (below).
+TEST_P(UpstreamReuse, ACutOffConnectionKeepsTheSessionOnEveryCore) {
     load(trusted() + (GetParam() == TLS1_2_VERSION ? " proxy_ssl_protocols TLSv1.2;" : ""), 2);
     Server server;
     EXPECT_FALSE(connect(server, *core0));
@@ -839,12 +843,12 @@ TEST_P(UpstreamReuse, UncleanEndDropsTheSessionOnEveryCore) {
     ASSERT_NE(core1->session_for(kKey, "example.com"), nullptr);
     // Resumed on core 0, then cut off without close_notify either way.
     EXPECT_TRUE(connect(server, *core0, "example.com", false));
-    EXPECT_GE(core0->counters.sessions_dropped, 1u);
-    EXPECT_EQ(core0->session_for(kKey, "example.com"), nullptr);
+    EXPECT_EQ(core0->counters.sessions_dropped, 0u);
+    EXPECT_NE(core0->session_for(kKey, "example.com"), nullptr);
     core0->poll();
     core1->poll();
-    EXPECT_EQ(core1->session_for(kKey, "example.com"), nullptr);
-    EXPECT_FALSE(connect(server, *core1));
+    ASSERT_NE(core1->session_for(kKey, "example.com"), nullptr);
+    EXPECT_TRUE(connect(server, *core1));
 }
 
 TEST_P(UpstreamReuse, FailedHandshakeDropsTheOfferedSession) {
