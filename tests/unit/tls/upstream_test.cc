@@ -851,6 +851,29 @@ TEST_P(UpstreamReuse, ACutOffConnectionKeepsTheSessionOnEveryCore) {
     EXPECT_TRUE(connect(server, *core1));
 }
 
+// Connections in flight never hold the saved object: each offers a copy,
+// so that OpenSSL marking one connection's session unresumable (a fatal
+// alert, a free without shutdown) cannot take the saved one down with it.
+TEST_P(UpstreamReuse, EachConnectOffersACopyOfTheSavedSession) {
+    load(trusted() + (GetParam() == TLS1_2_VERSION ? " proxy_ssl_protocols TLSv1.2;" : ""));
+    Server server;
+    EXPECT_FALSE(connect(server, *core0));
+    SSL_SESSION* saved = core0->session_for(kKey, "example.com");
+    ASSERT_NE(saved, nullptr);
+    Pipe p1, p2;
+    UpstreamConnection a(*core0, kKey, p1, "example.com");
+    UpstreamConnection b(*core0, kKey, p2, "example.com");
+    ASSERT_NE(SSL_get_session(a.ssl()), nullptr);
+    EXPECT_NE(SSL_get_session(a.ssl()), saved);
+    EXPECT_NE(SSL_get_session(a.ssl()), SSL_get_session(b.ssl()));
+    // Marking a's copy unresumable, as OpenSSL does on a fatal alert,
+    // leaves the saved session offered to the next connect.
+    SSL_SESSION_set_timeout(SSL_get_session(a.ssl()), 0);
+    EXPECT_TRUE(SSL_SESSION_is_resumable(saved));
+    EXPECT_EQ(core0->session_for(kKey, "example.com"), saved);
+    EXPECT_EQ(core0->counters.sessions_offered, 2u);
+}
+
 TEST_P(UpstreamReuse, FailedHandshakeDropsTheOfferedSession) {
     load(trusted() + (GetParam() == TLS1_2_VERSION ? " proxy_ssl_protocols TLSv1.2;" : ""));
     Server server;
