@@ -68,6 +68,19 @@ std::vector<std::pair<std::string, std::vector<tls::UpstreamKey>>> upstream_tls_
     return out;
 }
 
+// The same list for publish(), made once per core: it runs ten times a
+// second and must not build strings each time.
+const std::vector<std::pair<std::string, std::vector<tls::UpstreamKey>>>& upstream_tls_peers_once(
+    const config::Config& cfg) {
+    thread_local const config::Config* made_for = nullptr;
+    thread_local std::vector<std::pair<std::string, std::vector<tls::UpstreamKey>>> peers;
+    if (made_for != &cfg) {
+        peers = upstream_tls_peers(cfg);
+        made_for = &cfg;
+    }
+    return peers;
+}
+
 }  // namespace
 
 std::vector<mgmt::StatDef> stat_defs(const config::Config& cfg) {
@@ -240,7 +253,7 @@ void publish(const Lcore& lc, mgmt::StatsWriter& w) {
         v[n++] = ut.failed[f];
     }
     if (lc.proxy) {
-        for (const auto& [where, keys] : upstream_tls_peers(lc.proxy->config())) {
+        for (const auto& [where, keys] : upstream_tls_peers_once(lc.proxy->config())) {
             uint64_t full = 0, resumed = 0;
             for (const auto& k : keys) {
                 if (const tls::UpstreamPeer* p = up ? up->peer(k) : nullptr) {
