@@ -550,9 +550,10 @@ void Proxy::relay_both(Session& s) {
     }
 }
 
-void Proxy::log_tls_failure(Session& s) {
-    const TlsServerTransport* tls = s.client_tls();
-    if (!tls || !s.client.conn) return;
+bool Proxy::may_log() {
+    // Handshake failures, the clients' and the upstreams', are logged at
+    // most kLogBurst times a second per core; the rest are counted, and
+    // how many were not logged is said when the next second starts.
     if (now_us_ - log_window_us_ >= 1'000'000) {
         if (log_suppressed_) {
             std::fprintf(stderr, "terminusd: core %u: %lu more TLS handshake failures not logged\n", core_,
@@ -564,9 +565,16 @@ void Proxy::log_tls_failure(Session& s) {
     }
     if (logged_ >= kLogBurst) {
         ++log_suppressed_;
-        return;
+        return false;
     }
     ++logged_;
+    return true;
+}
+
+void Proxy::log_tls_failure(Session& s) {
+    const TlsServerTransport* tls = s.client_tls();
+    if (!tls || !s.client.conn) return;
+    if (!may_log()) return;
     const tcp::FourTuple& t = s.client.conn->tuple;
     const config::Location& where = cfg_.servers[tls->endpoint.server()].loc;
     // Clients cause most failures: info, as nginx logs them.
@@ -799,15 +807,7 @@ void Proxy::start_upstream_tls(Session& s) {
 void Proxy::log_upstream_tls_failure(Session& s) {
     const auto* t = std::get_if<TlsClientTransport>(&s.upstream.storage);
     if (!t || !s.upstream.conn) return;
-    if (now_us_ - log_window_us_ >= 1'000'000) {
-        log_window_us_ = now_us_;
-        logged_ = 0;
-    }
-    if (logged_ >= kLogBurst) {
-        ++log_suppressed_;
-        return;
-    }
-    ++logged_;
+    if (!may_log()) return;
     const tcp::FourTuple& u = s.upstream.conn->tuple;
     const char* why = t->endpoint.failed() ? tls::to_string(t->endpoint.failure()) : "internal";
     const char* verify = t->endpoint.verify_error();

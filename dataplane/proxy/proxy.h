@@ -221,6 +221,8 @@ class Proxy final : public Application {
     // A side's transport ended badly: an alert is queued (ALERTED: close
     // after it, with a FIN) or not (reset); the other side follows.
     void side_failed(Session& s, Side& side, bool alerted);
+    // Whether one more failure may be logged this second (kLogBurst).
+    bool may_log();
     void log_tls_failure(Session& s);
     void finish_if_done(Session& s);
     uint16_t pick_local_port(uint32_t remote_ip, uint16_t remote_port);

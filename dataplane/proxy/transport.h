@@ -103,8 +103,8 @@ class PlainTransport final : public Transport {
     tcp::ByteQueue empty_;
 };
 
-// TLS over one connection, either role: ENDPOINT is tls::Endpoint (the
-// server side of a terminating listen) or tls::ClientEndpoint (proxy_ssl).
+// TLS over one connection, either role: the subclasses wrap tls::Endpoint (the
+// server side of a terminating listen) or tls::UpstreamConnection (proxy_ssl).
 // Decrypted bytes are read into mbufs that the other side's plain
 // transport relinks into its send queue; bytes to send are encrypted
 // from the other side's pending() in records as large as
