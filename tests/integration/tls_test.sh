@@ -334,9 +334,12 @@ line=$(($(grep -n "listen 446 ssl" "$work/tls.conf" | cut -d: -f1) - 1))
 per=$("$ctl" stats --name "tls$id" --json | python3 -c "import json,sys; d=json.load(sys.stdin)['stats']['tls_server']; print(d['$work/tls.conf:$line']['failed_timeout']['total'], d['$work/tls.conf:$line']['failed_malformed']['total'])" 2>&1)
 [ "$per" = "1 3" ] && ok "failures are counted per server block (tls.conf:$line: timeout 1, malformed 3)" ||
     not_ok "failures are counted per server block" "$per"
-"$ctl" stats --name "tls$id" --prometheus | grep -q "^terminus_tls_server_failed_timeout_total{core=\"[01]\",server=\"$work/tls.conf:$line\"} 1$" &&
+# Read whole first: with pipefail, grep -q quitting at its match can make
+# terminusctl die of SIGPIPE and the pipeline fail.
+prom=$("$ctl" stats --name "tls$id" --prometheus)
+grep -q "^terminus_tls_server_failed_timeout_total{core=\"[01]\",server=\"$work/tls.conf:$line\"} 1$" <<<"$prom" &&
     ok "terminusctl stats --prometheus labels them server=\"FILE:LINE\"" ||
-    not_ok "terminusctl stats --prometheus labels them by server" "$("$ctl" stats --name "tls$id" --prometheus | grep failed_timeout)"
+    not_ok "terminusctl stats --prometheus labels them by server" "$(grep failed_timeout <<<"$prom")"
 bad=$(stat tls bad_records)
 [ "$bad" = 0 ] && ok "clients that close without close_notify are not bad records" ||
     not_ok "clients that close without close_notify are not bad records (got $bad)"
