@@ -83,6 +83,7 @@ class Output {
     X(connects, "connections opened")                                      \
     X(resets_sent, "RSTs sent")                                            \
     X(resets_received, "RSTs accepted")                                    \
+    X(time_wait_reset, "TIME-WAIT connections ended by the peer's RST (as Linux)") \
     X(challenge_acks, "challenge ACKs sent (RFC 5961)")                    \
     X(syn_cookies_sent, "SYN cookies sent")                                \
     X(syn_cookies_ok, "SYN cookies validated")                             \
@@ -143,7 +144,12 @@ struct Connection {
     int16_t listener = -1;  // while in SYN-RECEIVED: whose backlog it counts in
     uint32_t last_ack_sent = 0;  // RFC 7323 4.3
 
-    // RFC 9293 3.3.1 send sequence variables.
+    // RFC 9293 3.3.1 send sequence variables. SND.NXT only moves forward
+    // (it is always SND.MAX, the highest sequence number sent, kept under
+    // both names): a retransmission timeout does not rewind it but resends
+    // from RTX_NXT, as Linux keeps snd_nxt and retransmits from its queue.
+    // So every ACK and window update we send carries a sequence number the
+    // peer accepts, whatever it already holds.
     uint32_t iss = 0, snd_una = 0, snd_nxt = 0, snd_max = 0;
     uint32_t snd_wnd = 0, snd_wl1 = 0, snd_wl2 = 0;
     uint8_t snd_wscale = 0;
@@ -177,6 +183,11 @@ struct Connection {
     uint32_t recover = 0;  // RFC 6582 "recover", RFC 6675 RecoveryPoint
     SackScoreboard sacked;  // what the peer reported holding (RFC 6675)
     uint32_t high_rxt = 0;  // one past the highest byte resent in recovery
+    // After a retransmission timeout: everything from SND.UNA to SND.MAX
+    // is presumed lost and resent from RTX_NXT on (go-back-N, skipping
+    // what the peer SACKs since), before any new data.
+    bool rto_recovery = false;
+    uint32_t rtx_nxt = 0;
     uint8_t retries = 0;
     uint64_t idle_us = 0;  // 0: no idle timeout
     // Keepalive (RFC 9293 3.8.4, Linux's knobs): probe after KA_IDLE_US of
@@ -312,6 +323,8 @@ class Stack {
     bool send_new(Connection& c, uint32_t wnd, uint64_t now_us);
     // RFC 6675 5 (C): while cwnd - pipe allows, NextSeg() and send it.
     bool sack_transmit(Connection& c, uint64_t now_us);
+    // After an RTO: resend from RTX_NXT while cwnd allows.
+    bool rto_transmit(Connection& c, uint64_t now_us);
     // Resends up to LEN bytes from SEQ (with our FIN when it is next).
     bool resend(Connection& c, uint32_t seq, uint32_t len, uint64_t now_us);
     void enter_recovery(Connection& c, uint64_t now_us);

@@ -83,6 +83,7 @@ bool Stack::time_wait_takes_syn(const Connection& c, const Segment& s) {
 void Stack::on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us, std::optional<uint32_t> iss) {
     ListenEntry* l = find_listener(s.tuple.local_ip, s.tuple.local_port);
     if (s.flags & kRst) {  // "An incoming RST should be ignored."
+        ++counters_.rst_no_connection;
         rte_pktmbuf_free(m);
         return;
     }
@@ -151,7 +152,8 @@ void Stack::on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us, std::optio
         return;
     }
     if (!(s.flags & kSyn)) {
-        rte_pktmbuf_free(m);  // neither SYN nor ACK nor RST: drop
+        ++counters_.not_syn;
+        rte_pktmbuf_free(m);
         return;
     }
 
@@ -246,10 +248,15 @@ void Stack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* m, uint64_t n
         if (ack) {
             ++counters_.resets_received;
             destroy(c, CloseReason::kRefused, true);
+        } else {
+            ++counters_.rst_unacceptable;
         }
         return;
     }
-    if (!(s.flags & kSyn)) return;
+    if (!(s.flags & kSyn)) {
+        ++counters_.syn_sent_unexpected;
+        return;
+    }
     c.irs = s.seq;
     c.rcv_nxt = s.seq + 1;
     // Our SYN offered an unscaled window; its right edge starts here.
@@ -328,9 +335,19 @@ void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64
             return;
         }
         if (c.state == TcpState::kTimeWait) {
-            // RFC 1337: a RST does not cut TIME-WAIT short (here it would
-            // also throw away bytes the handler has still to read).
-            ++counters_.rst_out_of_window;
+            if (c.handler) {
+                // RFC 1337: a RST does not cut TIME-WAIT short while the
+                // handler still reads the last bytes (it would lose them).
+                ++counters_.rst_time_wait;
+                return;
+            }
+            // An exact RST on a TIME-WAIT nobody reads ends it, as Linux
+            // does by default (tcp_rfc1337 = 0): a client that reuses the
+            // 4-tuple and met our ACK to its SYN resets it, and its
+            // retransmitted SYN must then find the port free. RFC 5961's
+            // exact match already keeps blind resets out.
+            ++counters_.time_wait_reset;
+            destroy(c, CloseReason::kClosed, false);
             return;
         }
         ++counters_.resets_received;
@@ -347,11 +364,13 @@ void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64
     }
     // Fifth: the ACK field.
     if (!(s.flags & kAck)) {
+        ++counters_.no_ack_flag;
         rte_pktmbuf_free(m);
         return;
     }
     if (c.state == TcpState::kSynReceived) {
         if (!seq_in(s.ack, c.snd_una + 1, c.snd_nxt + 1)) {
+            ++counters_.bad_ack;
             send_rst_for(s);
             rte_pktmbuf_free(m);
             return;
@@ -446,7 +465,11 @@ void Stack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
         c.snd_una = ack;
         c.sacked.advance(ack);
         c.high_rxt = seq_max(c.high_rxt, ack);
-        if (seq_lt(c.snd_nxt, c.snd_una)) c.snd_nxt = c.snd_una;
+        if (c.rto_recovery) {
+            // The peer holds everything below ACK: resending goes on above it.
+            c.rtx_nxt = seq_max(c.rtx_nxt, ack);
+            if (!seq_lt(c.rtx_nxt, c.snd_max)) c.rto_recovery = false;
+        }
         // RTT: timestamps give a sample per ACK (RFC 7323 4.1), otherwise
         // the one timed segment, never a retransmitted one (Karn).
         if (c.ts_ok && s.options.has_timestamps && s.options.ts_ecr != 0) {
@@ -515,7 +538,7 @@ void Stack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
         const bool new_window = c.sacked.empty() ? seq_gt(ack, c.recover) : seq_geq(ack, c.recover);
         if (!c.in_recovery && lost && new_window) {
             enter_recovery(c, now_us);
-        } else if (!c.in_recovery && c.dupacks < SackScoreboard::kDupThresh) {
+        } else if (!c.in_recovery && !c.rto_recovery && c.dupacks < SackScoreboard::kDupThresh) {
             // RFC 3042 limited transmit: each of the first two duplicates
             // lets one new segment out beyond cwnd, so that a small window
             // still gathers the duplicates fast retransmit needs.
@@ -540,6 +563,7 @@ void Stack::enter_recovery(Connection& c, uint64_t now_us) {
     uint32_t seq = 0, len = 0;
     if (c.sacked.next_hole(c.snd_una, c.snd_una, payload_limit(c), false, seq, len) &&
         resend(c, seq, len, now_us)) {
+        ++counters_.sack_retransmits;
         c.high_rxt = seq + len;
     }
 }
@@ -549,6 +573,7 @@ void Stack::process_data(Connection& c, const Segment& s, rte_mbuf* m, uint64_t 
     const bool can_receive = c.state == TcpState::kEstablished ||
                              c.state == TcpState::kFinWait1 || c.state == TcpState::kFinWait2;
     if (s.payload_len == 0 || !can_receive || c.fin_received) {
+        if (s.payload_len > 0) ++counters_.data_not_receiving;
         rte_pktmbuf_free(m);
         return;
     }
@@ -570,6 +595,7 @@ void Stack::process_data(Connection& c, const Segment& s, rte_mbuf* m, uint64_t 
     if (seq_lt(seq, c.rcv_nxt)) {
         const uint32_t skip = c.rcv_nxt - seq;
         if (skip >= len) {
+            ++counters_.duplicate;
             c.ack_now = true;  // an old duplicate: tell the peer where we are
             rte_pktmbuf_free(m);
             return;

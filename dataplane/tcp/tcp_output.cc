@@ -200,8 +200,11 @@ bool Stack::send_data(Connection& c, uint64_t now_us) {
         return false;
     }
     bool sent = false;
-    if (c.in_recovery && !c.sacked.empty()) {
-        sent = sack_transmit(c, now_us);
+    if (c.rto_recovery) sent = rto_transmit(c, now_us);
+    if (c.rto_recovery) {
+        // Still resending: new data waits.
+    } else if (c.in_recovery && !c.sacked.empty()) {
+        sent |= sack_transmit(c, now_us);
     } else {
         const uint32_t wnd = std::min(c.snd_wnd, c.congestion().cwnd());
         while (send_new(c, wnd, now_us)) sent = true;
@@ -231,6 +234,7 @@ bool Stack::sack_transmit(Connection& c, uint64_t now_us) {
         // NextSeg() rule (1): a hole presumed lost.
         if (c.sacked.next_hole(c.snd_una, c.high_rxt, smss, true, seq, len)) {
             if (!resend(c, seq, len, now_us)) break;
+            ++counters_.sack_retransmits;
             c.high_rxt = seq + len;
             sent = true;
             continue;
@@ -245,11 +249,43 @@ bool Stack::sack_transmit(Connection& c, uint64_t now_us) {
         // Rule (3): a hole not yet presumed lost.
         if (c.sacked.next_hole(c.snd_una, c.high_rxt, smss, false, seq, len)) {
             if (!resend(c, seq, len, now_us)) break;
+            ++counters_.sack_retransmits;
             c.high_rxt = seq + len;
             sent = true;
             continue;
         }
         break;
+    }
+    return sent;
+}
+
+bool Stack::rto_transmit(Connection& c, uint64_t now_us) {
+    // The bytes resent since the timeout are all that is presumed in the
+    // network (RFC 6675 5.1's view after an RTO): cwnd bounds them. With
+    // none of them outstanding one goes whatever the windows say (cwnd is
+    // at least one segment; a closed peer window is probed so).
+    const uint32_t cwnd = c.congestion().cwnd();
+    const uint32_t smss = payload_limit(c);
+    const uint32_t end = c.fin_sent ? c.fin_seq + 1 : c.snd_una + c.sndq.bytes;
+    bool sent = false;
+    for (unsigned round = 0; round < 64; ++round) {
+        if (seq_lt(c.rtx_nxt, c.snd_una)) c.rtx_nxt = c.snd_una;
+        c.rtx_nxt = c.sacked.skip_sacked(c.rtx_nxt);
+        if (!seq_lt(c.rtx_nxt, end) || !seq_lt(c.rtx_nxt, c.snd_max)) {
+            c.rto_recovery = false;
+            break;
+        }
+        // Resent and neither acknowledged nor SACKed since.
+        const uint32_t out = c.rtx_nxt - c.snd_una -
+                             (c.sacked.sacked_above(c.snd_una - 1) - c.sacked.sacked_above(c.rtx_nxt - 1));
+        const uint32_t data_end = seq_min(c.fin_sent ? c.fin_seq : end, c.snd_max);
+        const uint32_t len = std::min(smss, data_end - c.rtx_nxt);
+        if (out > 0 && (out + len > cwnd || out + len > c.snd_wnd)) break;
+        if (!resend(c, c.rtx_nxt, len, now_us)) break;
+        const bool fin = c.fin_sent && c.rtx_nxt + len == c.fin_seq;
+        c.rtx_nxt += len + (fin ? 1 : 0);
+        c.high_rxt = seq_max(c.high_rxt, c.rtx_nxt);
+        sent = true;
     }
     return sent;
 }
@@ -270,7 +306,6 @@ bool Stack::resend(Connection& c, uint32_t seq, uint32_t len, uint64_t now_us) {
         return false;
     }
     ++counters_.retransmits;
-    ++counters_.sack_retransmits;
     c.rtt_timing = false;  // Karn: no sample from a retransmission
     emit(&c, m, c.tuple.remote_ip);
     return true;

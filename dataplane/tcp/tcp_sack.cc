@@ -63,6 +63,13 @@ bool SackScoreboard::is_sacked(uint32_t seq) const {
     return false;
 }
 
+uint32_t SackScoreboard::skip_sacked(uint32_t seq) const {
+    for (unsigned i = 0; i < n_; ++i) {
+        if (seq_in(seq, r_[i].start, r_[i].end)) return r_[i].end;
+    }
+    return seq;
+}
+
 uint32_t SackScoreboard::sacked_above(uint32_t seq) const {
     uint32_t bytes = 0;
     for (unsigned i = 0; i < n_; ++i) {

@@ -37,6 +37,9 @@ class SackScoreboard {
     // scoreboard); only meaningful when not empty.
     uint32_t high_sacked() const { return n_ ? r_[n_ - 1].end : 0; }
     bool is_sacked(uint32_t seq) const;
+    // One past the reported range that holds SEQ, or SEQ when none does:
+    // where a resend from SEQ has something the peer lacks.
+    uint32_t skip_sacked(uint32_t seq) const;
     // Bytes reported above SEQ.
     uint32_t sacked_above(uint32_t seq) const;
     // RFC 6675 IsLost(SeqNum): DupThresh discontiguous SACKed segments or

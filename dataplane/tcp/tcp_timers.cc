@@ -94,8 +94,9 @@ void Stack::on_timer(Connection& c, TcpTimer t, uint64_t now_us) {
             c.sacked.clear();
             c.high_rxt = c.snd_una;
             c.rtt_timing = false;  // Karn
-            c.snd_nxt = c.snd_una;
-            ++counters_.retransmits;
+            // SND.NXT stays: the resend starts at RTX_NXT.
+            c.rto_recovery = true;
+            c.rtx_nxt = c.snd_una;
             if (!send_data(c, now_us)) {
                 // The window is closed: a bare segment keeps the peer talking.
                 retransmit_first(c, now_us);

@@ -75,6 +75,14 @@ constexpr unsigned kNumTcpTimers = static_cast<unsigned>(TcpTimer::kCount);
     X(bad_ack, "segments acknowledging data never sent")                       \
     X(rst_out_of_window, "RSTs outside the window (RFC 5961 3)")               \
     X(rst_challenged, "RSTs answered with a challenge ACK (RFC 5961 3)")       \
+    X(rst_no_connection, "RSTs for no connection (ignored, RFC 9293 3.10.7.1)")\
+    X(rst_time_wait, "RSTs kept from ending a TIME-WAIT still read (RFC 1337)")\
+    X(rst_unacceptable, "RSTs in SYN-SENT without an ACK of our SYN")          \
+    X(not_syn, "segments to a listener neither SYN, ACK nor RST")              \
+    X(no_ack_flag, "segments without ACK in a synchronized state")             \
+    X(syn_sent_unexpected, "segments in SYN-SENT without SYN or RST")          \
+    X(data_not_receiving, "data in a state that takes no more (after a FIN)")  \
+    X(duplicate, "segments holding only bytes already received (ACKed)")       \
     X(syn_challenged, "SYNs in a synchronized state (RFC 5961 4)")             \
     X(backlog_full, "SYNs dropped: backlog full and SYN cookies off")          \
     X(bad_cookie, "ACKs carrying a SYN cookie that does not validate")         \

@@ -465,17 +465,110 @@ TEST_F(TcpPacket, ConnectTimeoutGivesUp) {
     EXPECT_EQ(stack->counters().connect_timeouts, 1u);
 }
 
-TEST_F(TcpPacket, RstDoesNotEndTimeWait) {
-    // RFC 1337: TIME-WAIT assassination.
+TEST_F(TcpPacket, ExactRstEndsATimeWaitNobodyReads) {
+    // As Linux (tcp_rfc1337 = 0): a client reusing the 4-tuple that met
+    // our ACK to its SYN resets the TIME-WAIT, and its next SYN finds the
+    // port free. An inexact one is challenged (RFC 5961 3.2).
     const uint32_t iss = handshake();
     Connection& c = *rec.accepted[0];
     stack->shutdown(c, 0);
     stack->input(craft(1001, iss + 2, kAck), kIhl, 0);
     stack->input(craft(1001, iss + 2, kAck | kFin), kIhl, 0);
     ASSERT_EQ(c.state, TcpState::kTimeWait);
-    stack->input(craft(1002, 0, kRst), kIhl, 0);
+    out.clear();
+    stack->input(craft(1003, 0, kRst), kIhl, 0);
     EXPECT_EQ(c.state, TcpState::kTimeWait);
-    EXPECT_EQ(stack->connections(), 1u);
+    EXPECT_EQ(stack->counters().rst_challenged, 1u);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).ack, 1002u);
+    stack->input(craft(1002, 0, kRst), kIhl, 0);
+    EXPECT_EQ(stack->connections(), 0u);
+    EXPECT_EQ(stack->counters().time_wait_reset, 1u);
+    // And a RST for nothing is counted, not answered.
+    out.clear();
+    stack->input(craft(1002, 0, kRst), kIhl, 0);
+    EXPECT_TRUE(out.frames.empty());
+    EXPECT_EQ(stack->counters().rst_no_connection, 1u);
+}
+
+TEST_F(TcpPacket, RstKeepsATimeWaitWhoseBytesAreUnread) {
+    // RFC 1337: while the handler has the last bytes still to read, a RST
+    // would throw them away.
+    rec.read_eagerly = false;
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    stack->shutdown(c, 0);
+    stack->input(craft(1001, iss + 2, kAck | kFin, 65535, "tail"), kIhl, 0);
+    ASSERT_EQ(c.state, TcpState::kTimeWait);
+    stack->input(craft(1006, 0, kRst), kIhl, 0);
+    EXPECT_EQ(c.state, TcpState::kTimeWait);
+    EXPECT_EQ(stack->counters().rst_time_wait, 1u);
+    rec.drain(c);
+    EXPECT_EQ(rec.received, "tail");
+}
+
+TEST_F(TcpPacket, TimeoutResendsWithoutRewindingSndNxt) {
+    // After an RTO the first segment goes again, but SND.NXT stays at the
+    // highest byte sent: a pure ACK we send then carries it, so a peer that
+    // holds everything (only our ACKs were lost) accepts it instead of
+    // dropping it as out of window (the go-back-N deadlock).
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    std::string data(3 * 1460, 'x');
+    ASSERT_EQ(stack->write(c, data.data(), static_cast<uint32_t>(data.size()), 100'000), data.size());
+    out.clear();
+    stack->poll(401'000);  // the RTO
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).seq, iss + 1);
+    EXPECT_EQ(c.snd_nxt, iss + 1 + 3 * 1460);
+    out.clear();
+    // The peer's data makes us ACK: with SND.MAX, not the resend point.
+    stack->input(craft(1001, iss + 1, kAck | kPsh, 65535, "hi"), kIhl, 402'000);
+    stack->poll(450'000);  // the delayed ACK
+    ASSERT_GE(out.frames.size(), 1u);
+    for (size_t i = 0; i < out.frames.size(); ++i) {
+        const Segment a = out.seg(i);
+        if (a.payload_len == 0) {
+            EXPECT_EQ(a.seq, iss + 1 + 3 * 1460) << "pure ACK " << i;
+        }
+    }
+    out.clear();
+    // The peer acknowledges the resent segment: the resend goes on from
+    // there (slow start: two segments), not with new data.
+    stack->input(craft(1003, iss + 1 + 1460, kAck), kIhl, 460'000);
+    ASSERT_EQ(out.frames.size(), 2u);
+    EXPECT_EQ(out.seg(0).seq, iss + 1 + 1460);
+    EXPECT_EQ(out.seg(1).seq, iss + 1 + 2 * 1460);
+    EXPECT_EQ(stack->counters().retransmits, 3u);
+    // Everything acknowledged: the retransmission timer stops.
+    out.clear();
+    stack->input(craft(1003, iss + 1 + 3 * 1460, kAck), kIhl, 470'000);
+    EXPECT_FALSE(c.rto_recovery);
+    EXPECT_EQ(c.timers[static_cast<unsigned>(TcpTimer::kRetransmit)], kInvalidTimer);
+}
+
+TEST_F(TcpPacket, TimeoutResendSkipsWhatThePeerSacks) {
+    const uint8_t syn_opts[8] = {2, 4, 0x05, 0xb4, 4, 2, 1, 1};
+    stack->input(craft(1000, 0, kSyn, 65535, "", syn_opts, 8), kIhl, 0);
+    const uint32_t iss = out.seg(0).seq;
+    out.clear();
+    stack->input(craft(1001, iss + 1, kAck), kIhl, 100'000);
+    Connection& c = *rec.accepted[0];
+    std::string data(4 * 1460, 'x');
+    stack->write(c, data.data(), static_cast<uint32_t>(data.size()), 100'000);
+    stack->poll(401'000);  // RTO: segment 1 again
+    out.clear();
+    // Segment 1 arrives; the peer SACKs 3 (it holds 1, 3; 2 and 4 lost).
+    const uint32_t s3 = iss + 1 + 2 * 1460;
+    uint8_t opts[12] = {1, 1, 5, 10};
+    for (int i = 0; i < 4; ++i) {
+        opts[4 + i] = static_cast<uint8_t>(s3 >> (24 - 8 * i));
+        opts[8 + i] = static_cast<uint8_t>((s3 + 1460) >> (24 - 8 * i));
+    }
+    stack->input(craft(1001, iss + 1 + 1460, kAck, 65535, "", opts, 12), kIhl, 402'000);
+    ASSERT_EQ(out.frames.size(), 2u);
+    EXPECT_EQ(out.seg(0).seq, iss + 1 + 1460);
+    EXPECT_EQ(out.seg(1).seq, iss + 1 + 3 * 1460);  // 3 skipped
 }
 
 TEST_F(TcpPacket, UnreadBytesSurviveTheClose) {
