@@ -607,12 +607,13 @@ void Stack::process_data(Connection& c, const Segment& s, rte_mbuf* m, uint64_t 
     if (seq != c.rcv_nxt) {
         // Out of order: hold it, and ACK at once with SACK (RFC 5681 4.2).
         c.ack_now = true;
-        switch (c.ooo.insert(seq, len, m, off, c.rcv_nxt, params_.rcv_buf)) {
-            case ReassemblyQueue::Insert::kHeld: ++counters_.ooo_held; return;
-            case ReassemblyQueue::Insert::kDuplicate: break;
+        // The bound is buffer memory, twice the window as Linux's default
+        // tcp_adv_win_scale allows: a window of full segments fits.
+        switch (c.ooo.insert(seq, len, m, off, c.rcv_nxt, 2 * params_.rcv_buf)) {
+            case ReassemblyQueue::Insert::kHeld: ++counters_.ooo_held; break;
+            case ReassemblyQueue::Insert::kDuplicate: ++counters_.duplicate; break;
             case ReassemblyQueue::Insert::kFull: ++counters_.ooo_full; break;
         }
-        rte_pktmbuf_free(m);
         return;
     }
     // In order: keep just the payload.
@@ -623,17 +624,11 @@ void Stack::process_data(Connection& c, const Segment& s, rte_mbuf* m, uint64_t 
     // The gap may have closed: take what the out-of-order queue holds.
     if (!c.ooo.empty()) {
         c.ack_now = true;
-        rte_mbuf* stale[ReassemblyQueue::kMaxSegments];
-        unsigned n = c.ooo.drop_before(c.rcv_nxt, stale, ReassemblyQueue::kMaxSegments);
-        if (n) rte_pktmbuf_free_bulk(stale, n);
-        HeldSegment h;
-        while (c.ooo.pop(c.rcv_nxt, h)) {
-            rte_pktmbuf_adj(h.buf, static_cast<uint16_t>(h.offset));
-            rte_pktmbuf_trim(h.buf, static_cast<uint16_t>(rte_pktmbuf_pkt_len(h.buf) - h.len));
-            bq_append(c.rcvq, h.buf);
-            c.rcv_nxt += h.len;
-            n = c.ooo.drop_before(c.rcv_nxt, stale, ReassemblyQueue::kMaxSegments);
-            if (n) rte_pktmbuf_free_bulk(stale, n);
+        rte_mbuf* chain = nullptr;
+        uint32_t held = 0;
+        while (c.ooo.pop(c.rcv_nxt, chain, held)) {
+            bq_append(c.rcvq, chain);
+            c.rcv_nxt += held;
         }
     }
     // Delayed ACK: every second full segment at once, else within 40 ms

@@ -1,113 +1,215 @@
 #include "dataplane/tcp/tcp_reassembly.h"
 
+#include <rte_mbuf.h>
+
 #include "dataplane/tcp/tcp_types.h"
 
 namespace terminus::tcp {
 
-void ReassemblyQueue::erase(unsigned i) {
-    bytes_ -= seg_[i].len;
-    for (unsigned j = i + 1; j < n_; ++j) seg_[j - 1] = seg_[j];
+namespace {
+
+// What one buffer costs against the bound: its whole data room and header.
+uint32_t cost(const rte_mbuf* s) { return static_cast<uint32_t>(s->buf_len) + sizeof(rte_mbuf); }
+
+void free_seg(rte_mbuf* s) {
+    s->next = nullptr;
+    s->nb_segs = 1;
+    rte_pktmbuf_free_seg(s);
+}
+
+// Frees the chain from S on; returns what it cost.
+uint32_t free_chain(rte_mbuf* s) {
+    uint32_t c = 0;
+    while (s) {
+        rte_mbuf* next = s->next;
+        c += cost(s);
+        free_seg(s);
+        s = next;
+    }
+    return c;
+}
+
+// Trims the chain M to LEN bytes from OFFSET, freeing the segments left
+// empty; returns the new head and sets TAIL and the chain's COST.
+rte_mbuf* keep(rte_mbuf* m, uint32_t offset, uint32_t len, rte_mbuf*& tail, uint32_t& c) {
+    while (m && offset >= m->data_len) {
+        offset -= m->data_len;
+        rte_mbuf* next = m->next;
+        free_seg(m);
+        m = next;
+    }
+    rte_mbuf* head = m;
+    c = 0;
+    tail = nullptr;
+    if (!m) return nullptr;
+    m->data_off = static_cast<uint16_t>(m->data_off + offset);
+    m->data_len = static_cast<uint16_t>(m->data_len - offset);
+    for (rte_mbuf* s = m; s; s = s->next) {
+        c += cost(s);
+        tail = s;
+        if (s->data_len >= len) {
+            s->data_len = static_cast<uint16_t>(len);
+            free_chain(s->next);
+            s->next = nullptr;
+            break;
+        }
+        len -= s->data_len;
+    }
+    return head;
+}
+
+// Drops the first N bytes of a range's chain; returns the cost freed.
+uint32_t drop_front(rte_mbuf*& head, rte_mbuf*& tail, uint32_t n) {
+    uint32_t c = 0;
+    while (head && n >= head->data_len) {
+        n -= head->data_len;
+        rte_mbuf* next = head->next;
+        c += cost(head);
+        free_seg(head);
+        head = next;
+    }
+    if (!head) {
+        tail = nullptr;
+        return c;
+    }
+    head->data_off = static_cast<uint16_t>(head->data_off + n);
+    head->data_len = static_cast<uint16_t>(head->data_len - n);
+    return c;
+}
+
+uint32_t chain_cost(const rte_mbuf* s) {
+    uint32_t c = 0;
+    for (; s; s = s->next) c += cost(s);
+    return c;
+}
+
+}  // namespace
+
+void ReassemblyQueue::remove(unsigned i, bool free_it) {
+    bytes_ -= r_[i].len;
+    if (free_it) memory_ -= free_chain(r_[i].head);
+    for (unsigned j = i + 1; j < n_; ++j) r_[j - 1] = r_[j];
     --n_;
 }
 
-ReassemblyQueue::Insert ReassemblyQueue::insert(uint32_t seq, uint32_t len, rte_mbuf* buf,
+ReassemblyQueue::Insert ReassemblyQueue::insert(uint32_t seq, uint32_t len, rte_mbuf* m,
                                                 uint32_t offset, uint32_t rcv_nxt,
-                                                uint32_t max_bytes) {
+                                                uint32_t max_memory) {
     const uint32_t arrived = seq;
     uint32_t end = seq + len;
     // Bytes before RCV_NXT were delivered already.
     if (seq_lt(seq, rcv_nxt)) seq = rcv_nxt;
-    if (seq_geq(seq, end)) return Insert::kDuplicate;
-    // Keep the first part of the segment that fills a gap: from the first
-    // byte nobody holds to the next held segment. One buffer is one entry;
-    // what lies beyond that gap comes again (and SACK says what is here).
-    unsigned i = 0;
-    for (; i < n_; ++i) {
-        const uint32_t s_end = seg_[i].seq + seg_[i].len;
-        if (seq_leq(s_end, seq)) continue;               // entirely before
-        if (seq_leq(seg_[i].seq, seq)) {                 // covers our front
-            seq = s_end;
-            if (seq_geq(seq, end)) {
-                last_seq_ = seg_[i].seq;
-                has_last_ = true;
-                return Insert::kDuplicate;
-            }
-            continue;
-        }
-        if (seq_lt(seg_[i].seq, end)) end = seg_[i].seq;  // stop at the next one
-        break;
+    if (seq_geq(seq, end)) {
+        free_chain(m);
+        return Insert::kDuplicate;
     }
-    const uint32_t keep = end - seq;
-    if (n_ == kMaxSegments || bytes_ + keep > max_bytes) return Insert::kFull;
-    for (unsigned j = n_; j > i; --j) seg_[j] = seg_[j - 1];
-    seg_[i] = HeldSegment{seq, keep, buf, offset + (seq - arrived)};
-    ++n_;
-    bytes_ += keep;
+    // The first range that ends after SEQ; a range that covers our front
+    // moves SEQ past it.
+    unsigned i = 0;
+    while (i < n_ && seq_leq(r_[i].seq + r_[i].len, seq)) ++i;
+    if (i < n_ && seq_leq(r_[i].seq, seq)) {
+        seq = r_[i].seq + r_[i].len;
+        if (seq_geq(seq, end)) {
+            last_seq_ = r_[i].seq;
+            has_last_ = true;
+            free_chain(m);
+            return Insert::kDuplicate;
+        }
+        ++i;
+    }
+    // Ranges [i, j) lie wholly inside what arrived and are replaced by it;
+    // one that reaches beyond its end cuts it there.
+    unsigned j = i;
+    uint32_t replaced = 0;
+    while (j < n_ && seq_lt(r_[j].seq, end)) {
+        if (seq_gt(r_[j].seq + r_[j].len, end)) {
+            end = r_[j].seq;
+            break;
+        }
+        replaced += chain_cost(r_[j].head);
+        ++j;
+    }
+    rte_mbuf* tail = nullptr;
+    uint32_t c = 0;
+    rte_mbuf* head = keep(m, offset + (seq - arrived), end - seq, tail, c);
+    if (!head) return Insert::kDuplicate;
+    const bool joins_prev = i > 0 && r_[i - 1].seq + r_[i - 1].len == seq;
+    const bool joins_next = j < n_ && r_[j].seq == end;
+    const unsigned n_after = n_ - (j - i) + 1 - (joins_prev ? 1 : 0) - (joins_next ? 1 : 0);
+    if (memory_ - replaced + c > max_memory || n_after > kMaxRanges) {
+        free_chain(head);
+        return Insert::kFull;
+    }
+    while (j > i) remove(--j, true);
     last_seq_ = seq;
     has_last_ = true;
+    memory_ += c;
+    bytes_ += end - seq;
+    if (joins_prev) {
+        Range& p = r_[i - 1];
+        p.tail->next = head;
+        p.tail = tail;
+        p.len += end - seq;
+        if (i < n_ && r_[i].seq == p.seq + p.len) {  // and the gap after it closed
+            p.tail->next = r_[i].head;
+            p.tail = r_[i].tail;
+            p.len += r_[i].len;
+            for (unsigned k = i + 1; k < n_; ++k) r_[k - 1] = r_[k];
+            --n_;
+        }
+        return Insert::kHeld;
+    }
+    if (i < n_ && r_[i].seq == end) {
+        Range& nx = r_[i];
+        tail->next = nx.head;
+        nx.head = head;
+        nx.seq = seq;
+        nx.len += end - seq;
+        return Insert::kHeld;
+    }
+    for (unsigned k = n_; k > i; --k) r_[k] = r_[k - 1];
+    r_[i] = Range{seq, end - seq, head, tail};
+    ++n_;
     return Insert::kHeld;
 }
 
-bool ReassemblyQueue::pop(uint32_t rcv_nxt, HeldSegment& out) {
-    // Stale data is removed with drop_before() first.
-    if (n_ == 0 || seg_[0].seq != rcv_nxt) return false;
-    out = seg_[0];
-    erase(0);
-    return true;
-}
-
-unsigned ReassemblyQueue::drop_before(uint32_t rcv_nxt, rte_mbuf** out, unsigned max) {
-    unsigned n = 0;
-    while (n_ > 0 && n < max && seq_lt(seg_[0].seq, rcv_nxt)) {
-        HeldSegment& s = seg_[0];
-        const uint32_t end = s.seq + s.len;
-        if (seq_leq(end, rcv_nxt)) {
-            out[n++] = s.buf;
-            erase(0);
-        } else {
-            const uint32_t skip = rcv_nxt - s.seq;
-            s.seq += skip;
-            s.offset += skip;
-            s.len -= skip;
-            bytes_ -= skip;
-            break;
-        }
+bool ReassemblyQueue::pop(uint32_t rcv_nxt, rte_mbuf*& chain, uint32_t& len) {
+    while (n_ > 0 && seq_leq(r_[0].seq + r_[0].len, rcv_nxt)) remove(0, true);
+    if (n_ == 0 || seq_gt(r_[0].seq, rcv_nxt)) return false;
+    Range& r = r_[0];
+    if (seq_lt(r.seq, rcv_nxt)) {
+        const uint32_t skip = rcv_nxt - r.seq;
+        memory_ -= drop_front(r.head, r.tail, skip);
+        r.seq += skip;
+        r.len -= skip;
+        bytes_ -= skip;
     }
-    return n;
+    chain = r.head;
+    len = r.len;
+    memory_ -= chain_cost(r.head);
+    remove(0, false);
+    return true;
 }
 
 unsigned ReassemblyQueue::sack_blocks(SackBlock* out, unsigned max) const {
     if (n_ == 0 || max == 0) return 0;
-    // Merge adjacent segments into blocks.
-    SackBlock blocks[kMaxSegments];
-    unsigned nb = 0;
-    unsigned recent = 0;
-    for (unsigned i = 0; i < n_; ++i) {
-        const uint32_t end = seg_[i].seq + seg_[i].len;
-        if (nb > 0 && blocks[nb - 1].right == seg_[i].seq) {
-            blocks[nb - 1].right = end;
-        } else {
-            blocks[nb++] = SackBlock{seg_[i].seq, end};
+    unsigned recent = n_ - 1;
+    if (has_last_) {
+        for (unsigned i = 0; i < n_; ++i) {
+            if (seq_in(last_seq_, r_[i].seq, r_[i].seq + r_[i].len)) recent = i;
         }
-        if (has_last_ && seq_in(last_seq_, seg_[i].seq, end)) recent = nb - 1;
     }
     unsigned n = 0;
-    out[n++] = blocks[recent];
-    // Then the others, highest first (most likely to be recent).
-    for (unsigned k = nb; k-- > 0 && n < max;) {
-        if (k != recent) out[n++] = blocks[k];
+    out[n++] = SackBlock{r_[recent].seq, r_[recent].seq + r_[recent].len};
+    for (unsigned k = n_; k-- > 0 && n < max;) {
+        if (k != recent) out[n++] = SackBlock{r_[k].seq, r_[k].seq + r_[k].len};
     }
     return n;
 }
 
-unsigned ReassemblyQueue::release_all(rte_mbuf** out, unsigned max) {
-    unsigned n = 0;
-    while (n_ > 0 && n < max) {
-        out[n++] = seg_[n_ - 1].buf;
-        bytes_ -= seg_[n_ - 1].len;
-        --n_;
-    }
-    return n;
+void ReassemblyQueue::clear() {
+    while (n_ > 0) remove(n_ - 1, true);
+    has_last_ = false;
 }
 
 }  // namespace terminus::tcp

@@ -1,9 +1,11 @@
-// Out-of-order segments of one connection, held until the gap before them
-// fills, with the SACK blocks that describe them (RFC 2018). Bounded in
-// segments and bytes, so a peer that sprays segments costs at most that.
-// Segments are (sequence, length, buffer, offset): overlaps are trimmed by
-// moving the offset, never by touching the buffer, so this is tested
-// without DPDK.
+// Out-of-order data of one connection, held until the gap before it fills,
+// with the SACK blocks that describe it (RFC 2018). Contiguous arrivals
+// coalesce into one range (Linux's ofo queue does the same), each range a
+// chain of mbufs trimmed to exactly its bytes, so a window with many holes
+// costs ranges and a window with one hole costs one. The bound is memory --
+// the mbuf buffers held, as Linux counts skb truesize against the receive
+// buffer -- not a count of segments; ranges are bounded too, at a number no
+// SACK sender tracks beyond. Private to dataplane/.
 #pragma once
 
 #include <cstdint>
@@ -14,52 +16,58 @@ struct rte_mbuf;
 
 namespace terminus::tcp {
 
-struct HeldSegment {
-    uint32_t seq = 0;
-    uint32_t len = 0;
-    rte_mbuf* buf = nullptr;
-    uint32_t offset = 0;  // of the first held byte in BUF's data
-};
-
 class ReassemblyQueue {
   public:
-    static constexpr unsigned kMaxSegments = 32;
+    static constexpr unsigned kMaxRanges = 64;
 
     enum class Insert {
-        kHeld,       // kept (perhaps trimmed); the queue owns BUF now
-        kDuplicate,  // nothing new in it; the caller frees BUF
-        kFull,       // no room; the caller frees BUF (and counts it)
+        kHeld,       // kept (perhaps trimmed); the queue owns the buffer now
+        kDuplicate,  // nothing new in it; freed
+        kFull,       // over the memory or range bound; freed (count it)
     };
 
-    // Adds bytes [SEQ, SEQ+LEN) found at OFFSET in BUF. RCV_NXT: data
-    // before it is already delivered. MAX_BYTES bounds what is held.
-    Insert insert(uint32_t seq, uint32_t len, rte_mbuf* buf, uint32_t offset, uint32_t rcv_nxt,
-                  uint32_t max_bytes);
+    ReassemblyQueue() = default;
+    ~ReassemblyQueue() { clear(); }
+    ReassemblyQueue(const ReassemblyQueue&) = delete;
+    ReassemblyQueue& operator=(const ReassemblyQueue&) = delete;
 
-    // The next in-order piece at RCV_NXT, or false. Removes it.
-    bool pop(uint32_t rcv_nxt, HeldSegment& out);
+    // Adds bytes [SEQ, SEQ+LEN) found at OFFSET in the mbuf chain M, which
+    // the queue takes in every case. RCV_NXT: data before it is already
+    // delivered. MAX_MEMORY bounds the buffer bytes held.
+    Insert insert(uint32_t seq, uint32_t len, rte_mbuf* m, uint32_t offset, uint32_t rcv_nxt,
+                  uint32_t max_memory);
 
-    // Buffers no longer needed (fully overtaken by RCV_NXT), up to MAX;
-    // returns how many were written to OUT.
-    unsigned drop_before(uint32_t rcv_nxt, rte_mbuf** out, unsigned max);
+    // The bytes from RCV_NXT on, when the first range reaches it (what
+    // RCV_NXT overtook is freed first): an mbuf chain holding exactly LEN
+    // bytes, the caller's now. False when a gap is still open.
+    bool pop(uint32_t rcv_nxt, rte_mbuf*& chain, uint32_t& len);
 
     // SACK blocks, the one holding the most recent arrival first (RFC 2018
-    // 4), at most MAX.
+    // 4), then the highest first; at most MAX.
     unsigned sack_blocks(SackBlock* out, unsigned max) const;
 
-    unsigned segments() const { return n_; }
+    unsigned ranges() const { return n_; }
     uint32_t bytes() const { return bytes_; }
+    // Buffer bytes held (what MAX_MEMORY bounds).
+    uint32_t memory() const { return memory_; }
     bool empty() const { return n_ == 0; }
 
-    // Every held buffer, for freeing when the connection ends.
-    unsigned release_all(rte_mbuf** out, unsigned max);
+    // Frees everything held.
+    void clear();
 
   private:
-    void erase(unsigned i);
+    struct Range {
+        uint32_t seq;
+        uint32_t len;
+        rte_mbuf* head;
+        rte_mbuf* tail;
+    };
+    void remove(unsigned i, bool free_chain);
 
-    HeldSegment seg_[kMaxSegments];
+    Range r_[kMaxRanges];  // sorted, disjoint, never adjacent
     unsigned n_ = 0;
     uint32_t bytes_ = 0;
+    uint32_t memory_ = 0;
     uint32_t last_seq_ = 0;  // start of the most recent arrival
     bool has_last_ = false;
 };

@@ -64,9 +64,7 @@ Stack::~Stack() {
         if (c.state == TcpState::kClosed) continue;
         bq_clear(c.sndq);
         bq_clear(c.rcvq);
-        rte_mbuf* held[ReassemblyQueue::kMaxSegments];
-        unsigned n = c.ooo.release_all(held, ReassemblyQueue::kMaxSegments);
-        if (n) rte_pktmbuf_free_bulk(held, n);
+        c.ooo.clear();
     }
 }
 
@@ -128,9 +126,7 @@ void Stack::destroy(Connection& c, CloseReason why, bool notify) {
     if (notify && h) h->on_closed(c, why);
     bq_clear(c.sndq);
     bq_clear(c.rcvq);
-    rte_mbuf* held[ReassemblyQueue::kMaxSegments];
-    unsigned n = c.ooo.release_all(held, ReassemblyQueue::kMaxSegments);
-    if (n) rte_pktmbuf_free_bulk(held, n);
+    c.ooo.clear();
     set_state(c, TcpState::kClosed);
 
     // Backward-shift deletion from the open-addressing table.

@@ -1,93 +1,174 @@
-// The out-of-order queue: gaps, overlaps, bounds and SACK blocks. Buffers
-// are opaque to it, so fake pointers stand in for mbufs.
+// The out-of-order queue over real mbufs: gaps, overlaps, coalescing,
+// the memory and range bounds, SACK blocks, and that every buffer it is
+// given is either handed back or freed.
 #include <gtest/gtest.h>
+#include <rte_mbuf.h>
 
 #include <cstdint>
+#include <string>
 
 #include "dataplane/tcp/tcp_reassembly.h"
+#include "tests/unit/dataplane/eal_env.h"
 
 namespace terminus::tcp {
 namespace {
 
-rte_mbuf* buf(uintptr_t n) { return reinterpret_cast<rte_mbuf*>(n * 64); }
+using terminus::testing::EalEnvironment;
 using Insert = ReassemblyQueue::Insert;
 
-TEST(Reassembly, HoldsSegmentsAfterAGapAndReleasesThemInOrder) {
-    ReassemblyQueue q;
-    EXPECT_EQ(q.insert(200, 100, buf(2), 0, 100, 1 << 20), Insert::kHeld);
-    EXPECT_EQ(q.insert(300, 100, buf(3), 0, 100, 1 << 20), Insert::kHeld);
-    HeldSegment s;
-    EXPECT_FALSE(q.pop(100, s));  // the gap [100, 200) is still open
-    EXPECT_TRUE(q.pop(200, s));
-    EXPECT_EQ(s.buf, buf(2));
-    EXPECT_TRUE(q.pop(300, s));
-    EXPECT_EQ(s.buf, buf(3));
-    EXPECT_TRUE(q.empty());
-    EXPECT_EQ(q.bytes(), 0u);
+constexpr uint32_t kHeader = 54;  // what precedes the payload in a frame
+constexpr uint32_t kMem = 1 << 20;
+
+// The byte at sequence number SEQ of the test's stream.
+uint8_t byte_at(uint32_t seq) { return static_cast<uint8_t>(seq * 7 + (seq >> 8)); }
+
+// A frame carrying [SEQ, SEQ+LEN) after kHeader bytes of headers.
+rte_mbuf* frame(uint32_t seq, uint32_t len) {
+    rte_mbuf* m = rte_pktmbuf_alloc(EalEnvironment::pool());
+    EXPECT_NE(m, nullptr);
+    auto* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(kHeader + len)));
+    for (uint32_t i = 0; i < kHeader; ++i) p[i] = 0xee;
+    for (uint32_t i = 0; i < len; ++i) p[kHeader + i] = byte_at(seq + i);
+    return m;
 }
 
-TEST(Reassembly, ExactDuplicateIsReported) {
+Insert put(ReassemblyQueue& q, uint32_t seq, uint32_t len, uint32_t rcv_nxt, uint32_t mem = kMem) {
+    return q.insert(seq, len, frame(seq, len), kHeader, rcv_nxt, mem);
+}
+
+unsigned in_use() { return rte_mempool_in_use_count(EalEnvironment::pool()); }
+
+// Pops at RCV_NXT and checks the chain holds exactly the stream's bytes
+// there; frees it. Returns the length, 0 when nothing was popped.
+uint32_t pop_checked(ReassemblyQueue& q, uint32_t rcv_nxt) {
+    rte_mbuf* chain = nullptr;
+    uint32_t len = 0;
+    if (!q.pop(rcv_nxt, chain, len)) return 0;
+    uint32_t seen = 0;
+    for (rte_mbuf* s = chain; s; s = s->next) {
+        const auto* d = rte_pktmbuf_mtod(s, const uint8_t*);
+        for (uint32_t i = 0; i < s->data_len; ++i) {
+            EXPECT_EQ(d[i], byte_at(rcv_nxt + seen + i)) << "at " << rcv_nxt + seen + i;
+        }
+        seen += s->data_len;
+    }
+    EXPECT_EQ(seen, len);
+    while (chain) {
+        rte_mbuf* next = chain->next;
+        chain->next = nullptr;
+        chain->nb_segs = 1;
+        rte_pktmbuf_free_seg(chain);
+        chain = next;
+    }
+    return len;
+}
+
+TEST(Reassembly, HoldsDataAfterAGapAndReleasesItInOrder) {
+    const unsigned before = in_use();
     ReassemblyQueue q;
-    q.insert(200, 100, buf(2), 0, 100, 1 << 20);
-    EXPECT_EQ(q.insert(200, 100, buf(9), 0, 100, 1 << 20), Insert::kDuplicate);
-    EXPECT_EQ(q.insert(220, 50, buf(9), 0, 100, 1 << 20), Insert::kDuplicate);
-    EXPECT_EQ(q.segments(), 1u);
+    EXPECT_EQ(put(q, 200, 100, 100), Insert::kHeld);
+    EXPECT_EQ(put(q, 300, 100, 100), Insert::kHeld);
+    EXPECT_EQ(q.ranges(), 1u);  // contiguous arrivals coalesce
+    EXPECT_EQ(q.bytes(), 200u);
+    EXPECT_EQ(pop_checked(q, 100), 0u);  // the gap [100, 200) is still open
+    EXPECT_EQ(pop_checked(q, 200), 200u);
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.bytes(), 0u);
+    EXPECT_EQ(q.memory(), 0u);
+    EXPECT_EQ(in_use(), before);
+}
+
+TEST(Reassembly, DuplicatesAreReportedAndFreed) {
+    const unsigned before = in_use();
+    ReassemblyQueue q;
+    put(q, 200, 100, 100);
+    EXPECT_EQ(put(q, 200, 100, 100), Insert::kDuplicate);
+    EXPECT_EQ(put(q, 220, 50, 100), Insert::kDuplicate);
+    EXPECT_EQ(put(q, 10, 50, 100), Insert::kDuplicate);  // below RCV_NXT
+    EXPECT_EQ(q.ranges(), 1u);
+    q.clear();
+    EXPECT_EQ(in_use(), before);
 }
 
 TEST(Reassembly, DataBeforeRcvNxtIsTrimmed) {
     ReassemblyQueue q;
-    EXPECT_EQ(q.insert(50, 100, buf(1), 0, 100, 1 << 20), Insert::kHeld);
-    HeldSegment s;
-    ASSERT_TRUE(q.pop(100, s));
-    EXPECT_EQ(s.seq, 100u);
-    EXPECT_EQ(s.len, 50u);
-    EXPECT_EQ(s.offset, 50u);
-    EXPECT_EQ(q.insert(10, 50, buf(1), 0, 100, 1 << 20), Insert::kDuplicate);
+    EXPECT_EQ(put(q, 50, 100, 100), Insert::kHeld);
+    EXPECT_EQ(q.bytes(), 50u);
+    EXPECT_EQ(pop_checked(q, 100), 50u);
 }
 
-TEST(Reassembly, OverlapWithAHeldSegmentKeepsOnlyNewBytes) {
+TEST(Reassembly, OverlapsKeepOnlyNewBytes) {
     ReassemblyQueue q;
-    q.insert(200, 100, buf(2), 0, 100, 1 << 20);
-    // [250, 350): the first 50 bytes are held already.
-    EXPECT_EQ(q.insert(250, 100, buf(3), 0, 100, 1 << 20), Insert::kHeld);
-    HeldSegment s;
-    ASSERT_TRUE(q.pop(200, s));
-    ASSERT_TRUE(q.pop(300, s));
-    EXPECT_EQ(s.buf, buf(3));
-    EXPECT_EQ(s.len, 50u);
-    EXPECT_EQ(s.offset, 50u);
+    put(q, 200, 100, 100);
+    EXPECT_EQ(put(q, 250, 100, 100), Insert::kHeld);  // [300, 350) is new
+    put(q, 500, 100, 100);
+    EXPECT_EQ(put(q, 450, 100, 100), Insert::kHeld);  // [450, 500) is new
+    EXPECT_EQ(q.ranges(), 2u);
+    EXPECT_EQ(q.bytes(), 150u + 150u);
+    EXPECT_EQ(pop_checked(q, 200), 150u);
+    EXPECT_EQ(pop_checked(q, 450), 150u);
 }
 
-TEST(Reassembly, SegmentSpanningAHeldOneKeepsTheFirstGap) {
+TEST(Reassembly, ASegmentSpanningHeldOnesReplacesThem) {
+    const unsigned before = in_use();
     ReassemblyQueue q;
-    q.insert(300, 100, buf(3), 0, 100, 1 << 20);
-    // [200, 500) covers [300, 400): keep [200, 300), the rest comes again.
-    EXPECT_EQ(q.insert(200, 300, buf(2), 0, 100, 1 << 20), Insert::kHeld);
-    HeldSegment s;
-    ASSERT_TRUE(q.pop(200, s));
-    EXPECT_EQ(s.len, 100u);
-    ASSERT_TRUE(q.pop(300, s));
-    EXPECT_EQ(s.buf, buf(3));
+    put(q, 300, 100, 100);
+    put(q, 450, 20, 100);
+    // [200, 500) covers both: one range, the old buffers freed.
+    EXPECT_EQ(put(q, 200, 300, 100), Insert::kHeld);
+    EXPECT_EQ(q.ranges(), 1u);
+    EXPECT_EQ(q.bytes(), 300u);
+    EXPECT_EQ(in_use(), before + 1);
+    EXPECT_EQ(pop_checked(q, 200), 300u);
+    EXPECT_EQ(in_use(), before);
 }
 
-TEST(Reassembly, BoundedInBytesAndSegments) {
+TEST(Reassembly, FillingAHoleJoinsBothNeighbours) {
     ReassemblyQueue q;
-    EXPECT_EQ(q.insert(200, 100, buf(1), 0, 100, 150), Insert::kHeld);
-    EXPECT_EQ(q.insert(400, 100, buf(2), 0, 100, 150), Insert::kFull);
-    ReassemblyQueue r;
-    for (unsigned i = 0; i < ReassemblyQueue::kMaxSegments; ++i) {
-        EXPECT_EQ(r.insert(1000 + 20 * i, 10, buf(i + 1), 0, 100, 1 << 20), Insert::kHeld);
+    put(q, 200, 100, 100);
+    put(q, 400, 100, 100);
+    EXPECT_EQ(q.ranges(), 2u);
+    EXPECT_EQ(put(q, 300, 100, 100), Insert::kHeld);
+    EXPECT_EQ(q.ranges(), 1u);
+    EXPECT_EQ(pop_checked(q, 200), 300u);
+}
+
+TEST(Reassembly, ManySegmentsAfterOneHoleCostOneRange) {
+    // What a 32-slot queue dropped: a window of segments behind one loss.
+    ReassemblyQueue q;
+    for (uint32_t i = 0; i < 150; ++i) EXPECT_EQ(put(q, 1000 + 1000 * i, 1000, 0), Insert::kHeld);
+    EXPECT_EQ(q.ranges(), 1u);
+    EXPECT_EQ(q.bytes(), 150'000u);
+    put(q, 0, 1000, 0);  // (the in-order path would deliver this itself)
+    EXPECT_EQ(pop_checked(q, 0), 151'000u);
+}
+
+TEST(Reassembly, BoundedByMemoryAndRanges) {
+    const unsigned before = in_use();
+    ReassemblyQueue q;
+    EXPECT_EQ(put(q, 200, 100, 100, 3000), Insert::kHeld);
+    EXPECT_GT(q.memory(), 2000u);  // a whole buffer counts, not its 100 bytes
+    EXPECT_EQ(put(q, 400, 100, 100, 3000), Insert::kFull);
+    q.clear();
+    for (uint32_t i = 0; i < ReassemblyQueue::kMaxRanges; ++i) {
+        EXPECT_EQ(put(q, 1000 + 20 * i, 10, 100), Insert::kHeld);
     }
-    EXPECT_EQ(r.insert(5000, 10, buf(99), 0, 100, 1 << 20), Insert::kFull);
+    EXPECT_EQ(q.ranges(), ReassemblyQueue::kMaxRanges);
+    EXPECT_EQ(put(q, 5000, 10, 100), Insert::kFull);
+    // Bytes that join an existing range still fit.
+    EXPECT_EQ(put(q, 1010, 10, 100), Insert::kHeld);
+    EXPECT_EQ(q.ranges(), ReassemblyQueue::kMaxRanges - 1);
+    q.clear();
+    EXPECT_EQ(in_use(), before);
 }
 
-TEST(Reassembly, SackBlocksMergeNeighboursAndPutTheLatestFirst) {
+TEST(Reassembly, SackBlocksPutTheLatestFirst) {
     ReassemblyQueue q;
-    q.insert(200, 100, buf(1), 0, 100, 1 << 20);
-    q.insert(300, 100, buf(2), 0, 100, 1 << 20);  // merges with [200, 300)
-    q.insert(600, 100, buf(3), 0, 100, 1 << 20);
-    q.insert(900, 100, buf(4), 0, 100, 1 << 20);
-    q.insert(650, 100, buf(5), 0, 100, 1 << 20);  // latest: extends [600, 700)
+    put(q, 200, 100, 100);
+    put(q, 300, 100, 100);  // joins [200, 300)
+    put(q, 600, 100, 100);
+    put(q, 900, 100, 100);
+    put(q, 650, 100, 100);  // latest: extends [600, 700)
     SackBlock b[4];
     ASSERT_EQ(q.sack_blocks(b, 4), 3u);
     EXPECT_EQ(b[0].left, 600u);
@@ -98,39 +179,23 @@ TEST(Reassembly, SackBlocksMergeNeighboursAndPutTheLatestFirst) {
     EXPECT_EQ(q.sack_blocks(b, 1), 1u);
 }
 
-TEST(Reassembly, DropBeforeFreesOvertakenBuffers) {
+TEST(Reassembly, PopFreesWhatRcvNxtOvertook) {
+    const unsigned before = in_use();
     ReassemblyQueue q;
-    q.insert(200, 100, buf(1), 0, 100, 1 << 20);
-    q.insert(400, 100, buf(2), 0, 100, 1 << 20);
-    rte_mbuf* out[4];
+    put(q, 200, 100, 100);
+    put(q, 400, 100, 100);
     // A retransmission filled everything up to 450.
-    ASSERT_EQ(q.drop_before(450, out, 4), 1u);
-    EXPECT_EQ(out[0], buf(1));
-    HeldSegment s;
-    ASSERT_TRUE(q.pop(450, s));
-    EXPECT_EQ(s.len, 50u);
-    EXPECT_EQ(s.offset, 50u);
+    EXPECT_EQ(pop_checked(q, 450), 50u);
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(in_use(), before);
 }
 
 TEST(Reassembly, WorksAcrossSequenceWrap) {
     ReassemblyQueue q;
-    EXPECT_EQ(q.insert(0xffffffb0u + 0x60, 0x40, buf(2), 0, 0xffffffb0u, 1 << 20), Insert::kHeld);
-    EXPECT_EQ(q.insert(0xfffffff0u, 0x20, buf(1), 0, 0xffffffb0u, 1 << 20), Insert::kHeld);
-    HeldSegment s;
-    ASSERT_TRUE(q.pop(0xfffffff0u, s));
-    EXPECT_EQ(s.buf, buf(1));
-    ASSERT_TRUE(q.pop(0x10u, s));
-    EXPECT_EQ(s.buf, buf(2));
-}
-
-TEST(Reassembly, ReleaseAllReturnsEveryBuffer) {
-    ReassemblyQueue q;
-    q.insert(200, 10, buf(1), 0, 100, 1 << 20);
-    q.insert(300, 10, buf(2), 0, 100, 1 << 20);
-    rte_mbuf* out[4];
-    EXPECT_EQ(q.release_all(out, 4), 2u);
-    EXPECT_TRUE(q.empty());
-    EXPECT_EQ(q.bytes(), 0u);
+    EXPECT_EQ(put(q, 0x10u, 0x40, 0xffffffb0u), Insert::kHeld);
+    EXPECT_EQ(put(q, 0xfffffff0u, 0x20, 0xffffffb0u), Insert::kHeld);
+    EXPECT_EQ(q.ranges(), 1u);
+    EXPECT_EQ(pop_checked(q, 0xfffffff0u), 0x60u);
 }
 
 }  // namespace
