@@ -141,6 +141,10 @@ struct Connection {
     Handler* handler = nullptr;
     void* user = nullptr;  // for the handler
     uint32_t index = 0;    // in the stack's slab
+    // Changes whenever the slot is freed or reused: code that calls a
+    // handler (which may close C and open another connection into the same
+    // slot) compares it before and after instead of trusting the state.
+    uint32_t generation = 0;
     int16_t listener = -1;  // while in SYN-RECEIVED: whose backlog it counts in
     uint32_t last_ack_sent = 0;  // RFC 7323 4.3
 
@@ -309,6 +313,8 @@ class Stack {
     void on_syn_sent(Connection& c, const Segment& s, rte_mbuf* m, uint64_t now_us);
     void on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64_t now_us);
     bool acceptable(const Connection& c, const Segment& s) const;
+    // A bare ACK that PAWS spares: reordered, not old (tcp_disordered_ack).
+    bool disordered_ack(const Connection& c, const Segment& s) const;
     void process_ack(Connection& c, const Segment& s, uint64_t now_us);
     void process_data(Connection& c, const Segment& s, rte_mbuf* m, uint64_t now_us);
     void process_fin(Connection& c, uint64_t now_us);
@@ -342,7 +348,10 @@ class Stack {
     // Bytes left the receive queue: finish a deferred close, update the
     // peer's window.
     void consumed(Connection& c, uint64_t now_us);
-    std::vector<uint32_t> drained_;  // closes to finish in poll()
+    struct Drained {
+        uint32_t index, generation;
+    };
+    std::vector<Drained> drained_;  // closes to finish in poll()
 
     // tcp_timers.cc
     void arm(Connection& c, TcpTimer t, uint64_t us);

@@ -143,8 +143,9 @@ void Stack::on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us, std::optio
             rte_pktmbuf_free(m);
             return;
         }
+        const uint32_t gen = c->generation;
         c->handler->on_established(*c);
-        if (c->state == TcpState::kClosed) {
+        if (c->generation != gen) {  // closed (and perhaps reused) by the handler
             rte_pktmbuf_free(m);
             return;
         }
@@ -285,6 +286,14 @@ void Stack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* m, uint64_t n
     if (c.handler) c.handler->on_established(c);
 }
 
+bool Stack::disordered_ack(const Connection& c, const Segment& s) const {
+    if (s.payload_len != 0 || (s.flags & (kSyn | kFin)) || !(s.flags & kAck)) return false;
+    // Within one RTO of the newest timestamp (our clock's ms, as theirs
+    // is unknown: a peer's clock ticking faster only narrows this).
+    const uint32_t age = c.ts_recent - s.options.ts_val;
+    return s.seq == c.rcv_nxt && age <= c.rtt.rto_us() / 1000 + 1;
+}
+
 // RFC 9293 3.10.7.4 first check, RFC 7323 4.3 for timestamps.
 bool Stack::acceptable(const Connection& c, const Segment& s) const {
     const uint32_t len = s.seg_len();
@@ -301,9 +310,17 @@ bool Stack::acceptable(const Connection& c, const Segment& s) const {
 }
 
 void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64_t now_us) {
-    // PAWS (RFC 7323 5.3): an old timestamp marks an old duplicate.
+    // Handlers run below and may close C, and open another connection in
+    // its slot: after each, C is only ours while its generation is.
+    const uint32_t gen = c.generation;
+    // PAWS (RFC 7323 5.3): an old timestamp marks an old duplicate --
+    // except a bare ACK a little older than the newest (Linux's
+    // tcp_disordered_ack): ACKs overtake each other on the way, and on
+    // the cross-core hand-off, and dropping one (with an ACK back for it)
+    // would only feed the peer duplicate ACKs. Accepting it costs nothing:
+    // an old ACK moves neither SND.UNA nor the window (SND.WL1/WL2).
     if (c.ts_ok && s.options.has_timestamps && !(s.flags & kRst) &&
-        seq_lt(s.options.ts_val, c.ts_recent)) {
+        seq_lt(s.options.ts_val, c.ts_recent) && !disordered_ack(c, s)) {
         ++counters_.paws;
         send_ack(c, now_us);
         rte_pktmbuf_free(m);
@@ -392,15 +409,19 @@ void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64
                 return;
             }
             process_ack(c, s, now_us);
-            c.handler->on_established(c);
-            if (c.state == TcpState::kClosed) {
+            if (c.generation == gen) c.handler->on_established(c);
+            if (c.generation != gen) {
                 rte_pktmbuf_free(m);
                 return;
             }
         } else {
             set_state(c, TcpState::kEstablished);  // simultaneous open
             process_ack(c, s, now_us);
-            if (c.handler) c.handler->on_established(c);
+            if (c.generation == gen && c.handler) c.handler->on_established(c);
+            if (c.generation != gen) {
+                rte_pktmbuf_free(m);
+                return;
+            }
         }
     } else {
         if (seq_gt(s.ack, c.snd_max)) {
@@ -411,7 +432,7 @@ void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64
             return;
         }
         process_ack(c, s, now_us);
-        if (c.state == TcpState::kClosed) {
+        if (c.generation != gen) {
             rte_pktmbuf_free(m);
             return;
         }
@@ -423,13 +444,13 @@ void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64
     }
     // Seventh: the segment text.
     process_data(c, s, m, now_us);
-    if (c.state == TcpState::kClosed) return;
+    if (c.generation != gen) return;
     // Eighth: FIN, once everything before it arrived.
     if ((s.flags & kFin) && s.seq + s.payload_len == c.rcv_nxt && !c.fin_received) process_fin(c, now_us);
-    if (c.state == TcpState::kClosed) return;
+    if (c.generation != gen) return;
     if (c.state == TcpState::kTimeWait && c.handler && !c.close_deferred) {
         close_normally(c);
-        if (c.state == TcpState::kClosed) return;
+        if (c.generation != gen) return;
     }
     if (c.ack_now) {
         send_ack(c, now_us);

@@ -93,9 +93,11 @@ Connection* Stack::create(const FourTuple& t, uint64_t now_us) {
     const uint32_t idx = free_.back();
     free_.pop_back();
     Connection& c = conns_[idx];
+    const uint32_t generation = c.generation + 1;
     c.~Connection();
     new (&c) Connection();
     c.index = idx;
+    c.generation = generation;
     c.tuple = t;
     c.rtt = RttEstimator(params_.rto);
     if (params_.congestion == config::CongestionControl::kCubic) {
@@ -128,6 +130,7 @@ void Stack::destroy(Connection& c, CloseReason why, bool notify) {
     bq_clear(c.rcvq);
     c.ooo.clear();
     set_state(c, TcpState::kClosed);
+    ++c.generation;
 
     // Backward-shift deletion from the open-addressing table.
     uint32_t hole = hash_tuple(c.tuple) & table_mask_;
@@ -436,7 +439,7 @@ void Stack::close_normally(Connection& c) {
 void Stack::drained(Connection& c) {
     if (c.close_deferred && c.rcvq.bytes == 0) {
         c.close_deferred = false;
-        drained_.push_back(c.index);  // finished in poll(), outside the caller's callback
+        drained_.push_back({c.index, c.generation});  // finished in poll(), outside the caller's callback
     }
 }
 

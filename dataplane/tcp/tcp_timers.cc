@@ -39,7 +39,8 @@ bool Stack::poll(uint64_t now_us) {
     now_us_ = now_us;
     bool any = !drained_.empty();
     for (size_t i = 0; i < drained_.size(); ++i) {
-        Connection& c = conns_[drained_[i]];
+        Connection& c = conns_[drained_[i].index];
+        if (c.generation != drained_[i].generation) continue;  // gone since
         if (c.state == TcpState::kLastAck || c.state == TcpState::kTimeWait) close_normally(c);
     }
     drained_.clear();

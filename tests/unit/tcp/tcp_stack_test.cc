@@ -507,6 +507,44 @@ TEST_F(TcpPacket, RstKeepsATimeWaitWhoseBytesAreUnread) {
     EXPECT_EQ(rec.received, "tail");
 }
 
+// Closes every connection it is given as soon as it is established and
+// opens another in its place: the slot is reused inside the callback.
+struct Reopener : Recorder {
+    Connection* reopened = nullptr;
+    void on_established(Connection& c) override {
+        ++established;
+        if (reopened) return;
+        const uint32_t slot = c.index;
+        stack->abort(c);
+        reopened = stack->connect(FourTuple{kIpA, kIpB, 50000, 9999}, this, now);
+        EXPECT_EQ(reopened ? reopened->index : ~0u, slot) << "the test needs the slot reused";
+    }
+};
+
+TEST_F(TcpPacket, ASlotReusedInsideACallbackIsNotTakenForTheOldConnection) {
+    Stack st(params(), EalEnvironment::pool(), out, SipKey{1, 2}, rte_ether_addr{{2, 0, 0, 0, 0, 2}});
+    Reopener r;
+    r.stack = &st;
+    st.listen(0, 80, &r, 16);
+    const uint8_t mss[4] = {2, 4, 0x05, 0xb4};
+    st.input(craft(1000, 0, kSyn, 65535, "", mss, 4), kIhl, 0);
+    ASSERT_EQ(out.frames.size(), 1u);
+    const uint32_t iss = out.seg(0).seq;
+    out.clear();
+    // The final ACK carries data: the handler closes the connection on
+    // established and opens another into its slot; the data must not reach
+    // that one.
+    st.input(craft(1001, iss + 1, kAck | kPsh, 65535, "hello"), kIhl, 1000);
+    ASSERT_NE(r.reopened, nullptr);
+    EXPECT_EQ(r.reopened->state, TcpState::kSynSent);
+    EXPECT_EQ(r.reopened->rcvq.bytes, 0u);
+    EXPECT_EQ(r.reopened->rcv_nxt, 0u);
+    EXPECT_TRUE(r.received.empty());
+    // Nothing of the old segment was processed on the new connection.
+    EXPECT_EQ(st.counters().data_not_receiving, 0u);
+    out.clear();
+}
+
 TEST_F(TcpPacket, TimeoutResendsWithoutRewindingSndNxt) {
     // After an RTO the first segment goes again, but SND.NXT stays at the
     // highest byte sent: a pure ACK we send then carries it, so a peer that
@@ -770,6 +808,35 @@ TEST_F(TcpPacket, ZeroWindowStopsDataAndProbes) {
     stack->input(craft(1001, iss + 1, kAck, 65535), kIhl, 1'200'000);  // window opens
     ASSERT_EQ(out.frames.size(), 1u);
     EXPECT_EQ(out.seg(0).payload_len, 7u);
+}
+
+TEST_F(TcpPacket, PawsSparesReorderedAcksAndData) {
+    // The hand-off between cores and the network reorder segments: a bare
+    // ACK overtaken by a newer one, and data overtaken by later data, are
+    // taken, and cost no ACK back.
+    const uint8_t syn_opts[12] = {1, 1, 8, 10, 0, 0, 0, 100, 0, 0, 0, 0};
+    stack->input(craft(1000, 0, kSyn, 65535, "", syn_opts, 12), kIhl, 0);
+    const uint32_t iss = out.seg(0).seq;
+    out.clear();
+    auto ts = [](uint8_t v) { return std::vector<uint8_t>{1, 1, 8, 10, 0, 0, 0, v, 0, 0, 0, 0}; };
+    stack->input(craft(1001, iss + 1, kAck, 65535, "", ts(101).data(), 12), kIhl, 1000);
+    ASSERT_EQ(rec.accepted.size(), 1u);
+    Connection& c = *rec.accepted[0];
+    std::string data(2 * 1460, 'x');
+    stack->write(c, data.data(), static_cast<uint32_t>(data.size()), 1000);
+    out.clear();
+    // The peer's ACK of both segments (TSval 104) overtakes its ACK of the
+    // first (TSval 103).
+    stack->input(craft(1001, iss + 1 + 2 * 1460, kAck, 65535, "", ts(104).data(), 12), kIhl, 2000);
+    stack->input(craft(1001, iss + 1 + 1460, kAck, 65535, "", ts(103).data(), 12), kIhl, 2000);
+    EXPECT_EQ(stack->counters().paws, 0u);
+    EXPECT_TRUE(out.frames.empty()) << "an ACK went back for a reordered ACK";
+    EXPECT_EQ(c.snd_una, iss + 1 + 2 * 1460);
+    // Data: the second segment (TSval 106) before the first (TSval 105).
+    stack->input(craft(1001 + 3, iss + 1 + 2 * 1460, kAck, 65535, "def", ts(106).data(), 12), kIhl, 3000);
+    stack->input(craft(1001, iss + 1 + 2 * 1460, kAck, 65535, "abc", ts(105).data(), 12), kIhl, 3000);
+    EXPECT_EQ(stack->counters().paws, 0u);
+    EXPECT_EQ(rec.received, "abcdef");
 }
 
 TEST_F(TcpPacket, PawsDropsAnOldTimestamp) {
