@@ -298,6 +298,12 @@ class Stack {
     // A free slot for T, recycling the oldest TIME-WAIT connection when
     // none is left; null (counted no_memory) when that fails too.
     Connection* create(const FourTuple& t, uint64_t now_us);
+    // Every new connection starts here: a slot (create), and the send
+    // sequence from ISS (ours, or the one given: a TIME-WAIT's successor,
+    // a SYN cookie).
+    Connection* open(const FourTuple& t, std::optional<uint32_t> iss, uint64_t now_us);
+    // The receive side and the peer's options, from its SYN.
+    void synchronize(Connection& c, const Segment& syn);
     void destroy(Connection& c, CloseReason why, bool notify);
     void close_as(Connection& c, CloseReason why, uint64_t now_us);
     void set_state(Connection& c, TcpState s);

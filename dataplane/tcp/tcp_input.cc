@@ -79,6 +79,23 @@ bool Stack::time_wait_takes_syn(const Connection& c, const Segment& s) {
     return seq_gt(s.seq, c.rcv_nxt);
 }
 
+Connection* Stack::open(const FourTuple& t, std::optional<uint32_t> iss, uint64_t now_us) {
+    Connection* c = create(t, now_us);
+    if (!c) return nullptr;
+    if (iss) c->iss = *iss;
+    c->snd_una = c->snd_nxt = c->snd_max = c->iss;
+    c->recover = c->rtx_nxt = c->high_rxt = c->iss;
+    return c;
+}
+
+void Stack::synchronize(Connection& c, const Segment& syn) {
+    c.irs = syn.seq;
+    c.rcv_nxt = syn.seq + 1;
+    c.snd_wnd = syn.window;  // never scaled in a SYN (RFC 7323 2.2)
+    c.snd_wl1 = syn.seq;
+    adopt_syn_options(c, syn.options, params_);
+}
+
 // 3.10.7.1 (CLOSED) and 3.10.7.2 (LISTEN).
 void Stack::on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us, std::optional<uint32_t> iss) {
     ListenEntry* l = find_listener(s.tuple.local_ip, s.tuple.local_port);
@@ -108,18 +125,16 @@ void Stack::on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us, std::optio
             rte_pktmbuf_free(m);
             return;
         }
-        Connection* c = create(s.tuple, now_us);
+        // The cookie stands for our SYN-ACK, which this ACK acknowledges.
+        Connection* c = open(s.tuple, s.ack - 1, now_us);
         if (!c) {
             rte_pktmbuf_free(m);
             return;
         }
         ++counters_.syn_cookies_ok;
-        c->iss = s.ack - 1;
+        c->snd_una = c->snd_nxt = c->snd_max = s.ack;
         c->irs = s.seq - 1;
         c->rcv_nxt = s.seq;
-        c->snd_una = s.ack;
-        c->snd_nxt = s.ack;
-        c->snd_max = s.ack;
         c->snd_mss = std::min(cookie->mss, params_.mss);
         c->sack_ok = cookie->sack_ok && params_.sack;
         c->ts_ok = s.options.has_timestamps && params_.timestamps;
@@ -133,7 +148,6 @@ void Stack::on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us, std::optio
         c->snd_wl2 = s.ack;
         c->rcv_wnd = std::min<uint32_t>(params_.rcv_buf, 65535);
         c->rcv_adv = c->rcv_nxt + c->rcv_wnd;
-        c->recover = c->iss;
         set_state(*c, TcpState::kEstablished);
         ++counters_.accepts;
         c->handler = l->listener->accept(*c);
@@ -211,26 +225,16 @@ void Stack::on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us, std::optio
         rte_pktmbuf_free(m);
         return;
     }
-    Connection* c = create(s.tuple, now_us);
+    // (A SYN cookie above cannot take ISS: its ISS is the cookie, as in Linux.)
+    Connection* c = open(s.tuple, iss, now_us);
     if (!c) {
         rte_pktmbuf_free(m);
         return;
     }
-    if (iss) {
-        c->iss = *iss;  // (a SYN cookie above cannot: its ISS is the cookie, as in Linux)
-        c->recover = c->iss;
-    }
     c->listener = static_cast<int16_t>(li);
     ++l->pending;
-    c->irs = s.seq;
-    c->rcv_nxt = s.seq + 1;
-    c->snd_una = c->iss;
-    c->snd_nxt = c->iss;
-    c->snd_max = c->iss;
-    c->snd_wnd = s.window;  // never scaled in a SYN (RFC 7323 2.2)
-    c->snd_wl1 = s.seq;
+    synchronize(*c, s);
     c->snd_wl2 = c->iss;
-    adopt_syn_options(*c, s.options, params_);
     set_state(*c, TcpState::kSynReceived);
     send_syn(*c, true, now_us);
     rte_pktmbuf_free(m);  // data on a SYN is not kept; the peer sends it again
@@ -258,23 +262,17 @@ void Stack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* m, uint64_t n
         ++counters_.syn_sent_unexpected;
         return;
     }
-    c.irs = s.seq;
-    c.rcv_nxt = s.seq + 1;
+    synchronize(c, s);
     // Our SYN offered an unscaled window; its right edge starts here.
     c.rcv_wnd = std::min<uint32_t>(params_.rcv_buf, 65535);
     c.rcv_adv = c.rcv_nxt + c.rcv_wnd;
-    adopt_syn_options(c, s.options, params_);
     if (!ack) {
         // Simultaneous open.
         set_state(c, TcpState::kSynReceived);
-        c.snd_wnd = s.window;
-        c.snd_wl1 = s.seq;
         send_syn(c, true, now_us);
         return;
     }
     c.snd_una = s.ack;
-    c.snd_wnd = s.window;  // unscaled in a SYN
-    c.snd_wl1 = s.seq;
     c.snd_wl2 = s.ack;
     if (c.rtt_timing && c.retries == 0) c.rtt.sample(now_us - c.rtt_start_us);
     c.rtt_timing = false;

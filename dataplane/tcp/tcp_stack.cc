@@ -257,16 +257,9 @@ Connection* Stack::connect(const FourTuple& t, Handler* h, uint64_t now_us, uint
         ++counters_.time_wait_reused;
         destroy(*old, CloseReason::kClosed, false);
     }
-    Connection* c = create(t, now_us);
+    Connection* c = open(t, reuse ? std::optional<uint32_t>(reuse_iss) : std::nullopt, now_us);
     if (!c) return nullptr;
-    if (reuse) {
-        c->iss = reuse_iss;
-        c->recover = reuse_iss;
-    }
     c->handler = h;
-    c->snd_una = c->iss;
-    c->snd_nxt = c->iss;
-    c->snd_max = c->iss;
     c->rcv_wnd = params_.rcv_buf;
     set_state(*c, TcpState::kSynSent);
     ++counters_.connects;
