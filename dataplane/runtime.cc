@@ -11,8 +11,11 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdarg>
 #include <cstdio>
+#include <string>
 
 #include "dataplane/eal.h"
 
@@ -35,10 +38,81 @@ std::string mac_string(const rte_ether_addr& a) {
     return buf;
 }
 
+std::string errno_string(int rc) { return rte_strerror(rc < 0 ? -rc : rc); }
+
 }  // namespace
 
+bool program_rss(uint16_t port_id, unsigned n_queues, uint64_t rss_hf, FlowSteering& out, std::string& why) {
+    rte_eth_dev_info info{};
+    if (int rc = rte_eth_dev_info_get(port_id, &info); rc != 0) {
+        why = "cannot read device info: " + errno_string(rc);
+        return false;
+    }
+    // The key as long as the device's (i40e and ice take 52 bytes): ours,
+    // repeated. A TCP/IPv4 hash reads only its first 16 bytes.
+    constexpr unsigned kKeyBuf = 256;
+    const unsigned key_len = info.hash_key_size ? std::min<unsigned>(info.hash_key_size, kKeyBuf)
+                                                : FlowSteering::kKeyBytes;
+    std::array<uint8_t, kKeyBuf> key{};
+    for (unsigned i = 0; i < key_len; ++i) key[i] = FlowSteering::kDefaultKey[i % sizeof FlowSteering::kDefaultKey];
+    rte_eth_rss_conf set{};
+    set.rss_key = key.data();
+    set.rss_key_len = static_cast<uint8_t>(key_len);
+    set.rss_hf = rss_hf;
+    const int set_key = rte_eth_dev_rss_hash_update(port_id, &set);
+
+    std::array<uint8_t, kKeyBuf> got_key{};
+    rte_eth_rss_conf got{};
+    got.rss_key = got_key.data();
+    got.rss_key_len = static_cast<uint8_t>(key_len);
+    const int get_key = rte_eth_dev_rss_hash_conf_get(port_id, &got);
+    const uint8_t* used_key = nullptr;
+    uint64_t used_hf = 0;
+    if (get_key == 0) {
+        used_key = got_key.data();
+        used_hf = got.rss_hf;
+    } else if (set_key == 0) {
+        used_key = key.data();  // it took ours and cannot say so
+        used_hf = rss_hf;
+    } else {
+        why = "the key can be neither set (" + errno_string(set_key) + ") nor read (" + errno_string(get_key) + ")";
+        return false;
+    }
+    // Without the ports in the hash, a local port could not choose a core.
+    if ((used_hf & RTE_ETH_RSS_NONFRAG_IPV4_TCP) == 0) {
+        why = "the device does not hash TCP/IPv4 ports";
+        return false;
+    }
+
+    const unsigned reta_size = info.reta_size;
+    if (reta_size == 0 || reta_size > FlowSteering::kMaxReta) {
+        why = "no redirection table we can use (" + std::to_string(reta_size) + " entries)";
+        return false;
+    }
+    std::array<rte_eth_rss_reta_entry64, FlowSteering::kMaxReta / RTE_ETH_RETA_GROUP_SIZE> conf{};
+    std::array<uint16_t, FlowSteering::kMaxReta> table{};
+    for (unsigned i = 0; i < reta_size; ++i) {
+        table[i] = static_cast<uint16_t>(i % n_queues);
+        conf[i / RTE_ETH_RETA_GROUP_SIZE].mask |= uint64_t{1} << (i % RTE_ETH_RETA_GROUP_SIZE);
+        conf[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] = table[i];
+    }
+    const int set_reta = rte_eth_dev_rss_reta_update(port_id, conf.data(), static_cast<uint16_t>(reta_size));
+    for (auto& c : conf) std::fill(std::begin(c.reta), std::end(c.reta), uint16_t{0});
+    const int get_reta = rte_eth_dev_rss_reta_query(port_id, conf.data(), static_cast<uint16_t>(reta_size));
+    if (get_reta == 0) {
+        for (unsigned i = 0; i < reta_size; ++i) {
+            table[i] = conf[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE];
+        }
+    } else if (set_reta != 0) {
+        why = "the redirection table can be neither set (" + errno_string(set_reta) + ") nor read (" +
+              errno_string(get_reta) + ")";
+        return false;
+    }
+    return out.set_toeplitz(used_key, key_len, table.data(), reta_size, n_queues, &why);
+}
+
 int setup_port(const char* program, const config::PortConfig& pc, unsigned n_queues, rte_mempool* pool,
-               PortInfo& out) {
+               PortInfo& out, FlowSteering& steering) {
 #define log(...) log_as(program, __VA_ARGS__)
     uint16_t port_id = 0;
     if (rte_eth_dev_get_port_by_name(pc.device.c_str(), &port_id) != 0) {
@@ -105,6 +179,30 @@ int setup_port(const char* program, const config::PortConfig& pc, unsigned n_que
     }
     rte_eth_promiscuous_disable(port_id);
 
+    // How flows reach their core. Toeplitz steering only where the device
+    // takes (or tells) a key and a redirection table and hashes TCP ports:
+    // real NICs. None of the virtual devices the lab has does: net_tap takes
+    // no key ("RSS key cannot be updated"), has no table (reta_size 0), and
+    // its rte_flow RSS needs tc's multiq, flower, skbedit and act_bpf, which
+    // the lab's kernel lacks; its queues are picked by the kernel's tun
+    // (automq), not by Toeplitz. net_af_packet (kernel fanout), net_memif
+    // (the peer picks the queue) and net_ring have no RSS at all; net_null
+    // stores a key and table but hashes nothing. They keep software
+    // steering and the hand-off between cores.
+    steering = FlowSteering{};
+    std::string steer_why;
+    if (use_rss && !program_rss(port_id, n_queues, rss, steering, steer_why)) steering = FlowSteering{};
+    std::string rss_state;
+    if (steering.toeplitz()) {
+        rss_state = "on, " + steering.describe() + ": flows arrive on their owner's queue";
+    } else if (use_rss) {
+        rss_state = "on, software steering (" + steer_why + "): cores hand flows to their owner";
+    } else if (n_queues > 1) {
+        rss_state = "off, software steering (the device has no RSS): cores hand flows to their owner";
+    } else {
+        rss_state = "off (one queue)";
+    }
+
     out.port_id = port_id;
     rte_eth_macaddr_get(port_id, &out.mac);
     out.ip = pc.address.addr;
@@ -117,7 +215,7 @@ int setup_port(const char* program, const config::PortConfig& pc, unsigned n_que
         pc.device.c_str(), port_id, info.driver_name, mac_string(out.mac).c_str(),
         config::ipv4_to_string(out.ip).c_str(), out.prefix_len, out.gateway ? " gateway " : "",
         out.gateway ? config::ipv4_to_string(out.gateway).c_str() : "", out.mtu, n_queues, rxd,
-        txd, use_rss ? "on" : "off (cores hand flows to their owner)",
+        txd, rss_state.c_str(),
         (conf.rxmode.offloads & rx_ck) ? "on" : "off", tx_ip_cksum ? "on" : "off");
     return 0;
 }
@@ -163,11 +261,28 @@ int Runtime::start(const config::DataplaneConfig& dp, const std::string& instanc
         return 1;
     }
 
+    FlowSteering::set_process(FlowSteering{});
     ports.resize(dp.ports.size());
+    std::vector<FlowSteering> steering(dp.ports.size());
     for (size_t i = 0; i < dp.ports.size(); ++i) {
-        if (setup_port(program_, dp.ports[i], n_cores, pool, ports[i]) != 0) {
+        if (setup_port(program_, dp.ports[i], n_cores, pool, ports[i], steering[i]) != 0) {
             ports.resize(i);  // the ones started are stopped by the destructor
             return 1;
+        }
+    }
+    // One steering for the process: the first port that steers by Toeplitz
+    // sets it (we program the same key and table everywhere, so ports
+    // agree unless a device kept its own); a port that differs, or has no
+    // RSS, still works through the hand-off.
+    size_t steer = 0;
+    while (steer < steering.size() && !steering[steer].toeplitz()) ++steer;
+    if (steer < steering.size()) {
+        FlowSteering::set_process(steering[steer]);
+        for (size_t i = 0; i < steering.size(); ++i) {
+            if (i == steer || !steering[i].toeplitz() || steering[i].same_as(steering[steer])) continue;
+            log("port %s: its RSS key or redirection table differs from port %s's, which the cores follow: "
+                "its flows are handed over",
+                dp.ports[i].device.c_str(), dp.ports[steer].device.c_str());
         }
     }
 
@@ -202,10 +317,10 @@ int Runtime::start(const config::DataplaneConfig& dp, const std::string& instanc
             lcores[j].from[i] = r;
         }
     }
-    log("%u lcores (main %u), %u mbufs, %zu port%s; flows are owned by the core their hash "
+    log("%u lcores (main %u), %u mbufs, %zu port%s; flows are owned by the core their %s "
         "selects, others hand them over through %u rings",
         n_cores, rte_get_main_lcore(), dp.mbufs, ports.size(), ports.size() == 1 ? "" : "s",
-        n_cores * (n_cores - 1));
+        FlowSteering::process().toeplitz() ? "NIC's Toeplitz hash" : "software hash", n_cores * (n_cores - 1));
 
     for (unsigned i = 0; i < n_cores; ++i) outputs.push_back(std::make_unique<LcoreOutput>(lcores[i]));
     return 0;

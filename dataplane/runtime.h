@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "dataplane/flow.h"
 #include "dataplane/lcore.h"
 
 namespace terminus::dataplane {
@@ -46,8 +47,18 @@ class Runtime {
 };
 
 // Configures and starts one port with N_QUEUES RX/TX queue pairs; fills
-// OUT. Returns 0, or -1 after logging why.
+// OUT, and STEERING with how the port spreads flows over its queues
+// (Toeplitz when program_rss succeeded, else software). Returns 0, or -1
+// after logging why.
 int setup_port(const char* program, const config::PortConfig& pc, unsigned n_queues, rte_mempool* pool,
-               PortInfo& out);
+               PortInfo& out, FlowSteering& steering);
+
+// Programs the RSS of PORT_ID, started with N_QUEUES > 1 queues in RSS
+// mode over RSS_HF: FlowSteering::kDefaultKey, and a redirection table that
+// sends bucket i to queue i % N_QUEUES. Then reads back the key, the hashed
+// fields and the table the device holds (or, where it cannot report one,
+// takes what it accepted). Returns true with OUT set to Toeplitz steering
+// over those, or false with OUT untouched and the reason in WHY.
+bool program_rss(uint16_t port_id, unsigned n_queues, uint64_t rss_hf, FlowSteering& out, std::string& why);
 
 }  // namespace terminus::dataplane
