@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -108,6 +109,9 @@ int main(int argc, char** argv) {
     const int rc = RUN_ALL_TESTS();
     uint16_t id = 0;
     RTE_ETH_FOREACH_DEV(id) rte_eth_dev_close(id);
+    const std::string runtime_dir = rte_eal_get_runtime_dir();
     rte_eal_cleanup();
+    std::error_code ec;
+    std::filesystem::remove_all(runtime_dir, ec);  // the EAL leaves its run directory behind
     return rc;
 }
