@@ -127,11 +127,15 @@ bool poll_rx(Lcore& lc, void*) {
         if (n == 0) continue;
         work = true;
         lc.counters.rx_frames += n;
+        // One receive burst for TCP: each connection is woken and ACKed
+        // once for all its segments in it.
+        if (lc.tcp) lc.tcp->begin_burst();
         for (uint16_t i = 0; i < n; ++i) {
             lc.counters.rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
             if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
             handle_frame(lc, p, pkts[i], false);
         }
+        if (lc.tcp) lc.tcp->end_burst(lc.now_us);
     }
     return work;
 }
@@ -147,6 +151,7 @@ bool poll_rings(Lcore& lc, void*) {
         work = true;
         lc.counters.handoffs_in += n;
         // Handed-over frames carry the port they arrived on (mbuf->port).
+        if (lc.tcp) lc.tcp->begin_burst();
         for (unsigned i = 0; i < n; ++i) {
             unsigned port = 0;
             for (unsigned p = 0; p < lc.n_ports; ++p) {
@@ -154,6 +159,7 @@ bool poll_rings(Lcore& lc, void*) {
             }
             handle_frame(lc, port, pkts[i], true);
         }
+        if (lc.tcp) lc.tcp->end_burst(lc.now_us);
     }
     return work;
 }

@@ -152,8 +152,9 @@ struct Connection {
     // (it is always SND.MAX, the highest sequence number sent, kept under
     // both names): a retransmission timeout does not rewind it but resends
     // from RTX_NXT, as Linux keeps snd_nxt and retransmits from its queue.
-    // So every ACK and window update we send carries a sequence number the
-    // peer accepts, whatever it already holds.
+    // Bare ACKs carry it, or the end of the peer's window when that closed
+    // below it (acceptable_seq): a sequence number the peer accepts whether
+    // it already holds the resent bytes or dropped them.
     uint32_t iss = 0, snd_una = 0, snd_nxt = 0, snd_max = 0;
     uint32_t snd_wnd = 0, snd_wl1 = 0, snd_wl2 = 0;
     uint8_t snd_wscale = 0;
@@ -198,8 +199,15 @@ struct Connection {
     // silence, every KA_INTERVAL_US, give up after KA_COUNT unanswered.
     uint64_t ka_idle_us = 0, ka_interval_us = 0;
     uint8_t ka_count = 0, ka_probes = 0;
+    // The idle and keepalive timers are lazy: a segment or a write only
+    // moves these, and the timer, when it fires early, sleeps again for
+    // what is left (no wheel update per segment).
+    uint64_t active_us = 0;  // last segment from the peer or new data to send
+    uint64_t heard_us = 0;   // last segment from the peer
     uint8_t unacked_segments = 0;  // for delayed ACKs: ACK every second one
     bool ack_now = false;
+    // In a receive burst (begin_burst): listed once, woken at its end.
+    bool in_burst = false, wake_readable = false, wake_writable = false;
     bool corked = false;  // hold partial segments until flush()
 
     TimerHandle timers[kNumTcpTimers];
@@ -226,6 +234,12 @@ class Stack {
     // A received frame (Ethernet + checked IPv4 of IHL bytes + TCP). The
     // stack owns M from here.
     void input(rte_mbuf* m, unsigned ihl, uint64_t now_us);
+    // The frames input() gets between these are one receive burst: each
+    // connection's handler is woken once (readable, writable) and its ACK
+    // decided once, with what it sent in answer, at end_burst() -- not per
+    // segment. Outside a burst input() does all of it at once.
+    void begin_burst() { burst_ = true; }
+    void end_burst(uint64_t now_us);
     // Fires due timers; returns whether any did.
     bool poll(uint64_t now_us);
 
@@ -327,6 +341,8 @@ class Stack {
 
     // tcp_output.cc
     void send_syn(Connection& c, bool ack, uint64_t now_us);
+    // The sequence number a bare ACK or RST carries.
+    uint32_t acceptable_seq(const Connection& c) const;
     void send_ack(Connection& c, uint64_t now_us);
     void send_rst_for(const Segment& s);
     void send_rst(Connection& c);
@@ -359,6 +375,23 @@ class Stack {
     };
     std::vector<Drained> drained_;  // closes to finish in poll()
 
+    // The receive burst: connections to wake and ACK at its end.
+    static constexpr unsigned kBurstList = 64;
+    bool burst_ = false;
+    unsigned burst_n_ = 0;
+    Drained burst_list_[kBurstList];
+    // Lists C for the end of the burst; false outside one (or when the
+    // list is full): the caller acts now.
+    bool defer(Connection& c);
+    void notify_readable(Connection& c);
+    void notify_writable(Connection& c);
+    // The end of a segment's processing: the ACK decision and what the
+    // windows let out.
+    void finish_input(Connection& c, uint64_t now_us);
+    // The peer was heard from / the connection did something: the lazy
+    // idle and keepalive timers.
+    void touch(Connection& c, bool heard);
+
     // tcp_timers.cc
     void arm(Connection& c, TcpTimer t, uint64_t us);
     void disarm(Connection& c, TcpTimer t);
@@ -374,6 +407,9 @@ class Stack {
     TimerWheel wheel_;
     uint64_t now_us_ = 0;  // of the event being handled
 
+    // Out-of-order range blocks, one per connection holding such data
+    // (a quarter of the connections at once; past that, counted ooo_full).
+    OooPool ooo_pool_;
     std::unique_ptr<Connection[]> conns_;
     std::vector<uint32_t> free_;
     std::vector<int32_t> table_;  // open addressing: connection index or -1

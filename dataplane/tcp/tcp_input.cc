@@ -335,11 +335,7 @@ void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64
         rte_pktmbuf_free(m);
         return;
     }
-    if (c.idle_us) arm(c, TcpTimer::kIdle, c.idle_us);  // the peer is alive
-    if (c.ka_idle_us) {
-        c.ka_probes = 0;
-        arm(c, TcpTimer::kKeepalive, c.ka_idle_us);
-    }
+    touch(c, true);  // the peer is alive
     // Second: RST, only on an exact match (RFC 5961 3.2); else challenge.
     if (s.flags & kRst) {
         rte_pktmbuf_free(m);
@@ -450,6 +446,11 @@ void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64
         close_normally(c);
         if (c.generation != gen) return;
     }
+    if (defer(c)) return;  // end_burst() finishes it
+    finish_input(c, now_us);
+}
+
+void Stack::finish_input(Connection& c, uint64_t now_us) {
     if (c.ack_now) {
         send_ack(c, now_us);
     } else if (c.unacked_segments > 0 &&
@@ -457,6 +458,57 @@ void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64
         arm(c, TcpTimer::kDelayedAck, params_.delayed_ack_us);
     }
     send_data(c, now_us);
+}
+
+bool Stack::defer(Connection& c) {
+    if (!burst_) return false;
+    if (c.in_burst) return true;
+    if (burst_n_ == kBurstList) return false;
+    c.in_burst = true;
+    burst_list_[burst_n_++] = Drained{c.index, c.generation};
+    return true;
+}
+
+void Stack::notify_readable(Connection& c) {
+    if (!c.handler) return;
+    if (defer(c)) {
+        c.wake_readable = true;
+        return;
+    }
+    c.handler->on_readable(c);
+}
+
+void Stack::notify_writable(Connection& c) {
+    if (!c.handler) return;
+    if (defer(c)) {
+        c.wake_writable = true;
+        return;
+    }
+    c.handler->on_writable(c);
+}
+
+void Stack::end_burst(uint64_t now_us) {
+    now_us_ = now_us;
+    burst_ = false;
+    // The handlers first: what they send in answer carries the ACK.
+    for (unsigned i = 0; i < burst_n_; ++i) {
+        Connection& c = conns_[burst_list_[i].index];
+        const uint32_t gen = burst_list_[i].generation;
+        if (c.generation != gen) continue;  // gone (and perhaps reused) since
+        c.in_burst = false;
+        if (c.wake_readable) {
+            c.wake_readable = false;
+            if (c.handler) c.handler->on_readable(c);
+            if (c.generation != gen) continue;
+        }
+        if (c.wake_writable) {
+            c.wake_writable = false;
+            if (c.handler && send_space(c) > 0) c.handler->on_writable(c);
+            if (c.generation != gen) continue;
+        }
+        if (c.state != TcpState::kClosed) finish_input(c, now_us);
+    }
+    burst_n_ = 0;
 }
 
 void Stack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
@@ -539,7 +591,7 @@ void Stack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
             default:
                 break;
         }
-        if (data > 0 && c.handler && send_space(c) > 0) c.handler->on_writable(c);
+        if (data > 0 && c.handler && send_space(c) > 0) notify_writable(c);
         return;
     }
     // A duplicate ACK: nothing new, no data, same window, data outstanding
@@ -628,7 +680,7 @@ void Stack::process_data(Connection& c, const Segment& s, rte_mbuf* m, uint64_t 
         c.ack_now = true;
         // The bound is buffer memory, twice the window as Linux's default
         // tcp_adv_win_scale allows: a window of full segments fits.
-        switch (c.ooo.insert(seq, len, m, off, c.rcv_nxt, 2 * params_.rcv_buf)) {
+        switch (c.ooo.insert(ooo_pool_, seq, len, m, off, c.rcv_nxt, 2 * params_.rcv_buf)) {
             case ReassemblyQueue::Insert::kHeld: ++counters_.ooo_held; break;
             case ReassemblyQueue::Insert::kDuplicate: ++counters_.duplicate; break;
             case ReassemblyQueue::Insert::kFull: ++counters_.ooo_full; break;
@@ -645,7 +697,7 @@ void Stack::process_data(Connection& c, const Segment& s, rte_mbuf* m, uint64_t 
         c.ack_now = true;
         rte_mbuf* chain = nullptr;
         uint32_t held = 0;
-        while (c.ooo.pop(c.rcv_nxt, chain, held)) {
+        while (c.ooo.pop(ooo_pool_, c.rcv_nxt, chain, held)) {
             bq_append(c.rcvq, chain);
             c.rcv_nxt += held;
         }
@@ -653,7 +705,7 @@ void Stack::process_data(Connection& c, const Segment& s, rte_mbuf* m, uint64_t 
     // Delayed ACK: every second full segment at once, else within 40 ms
     // (RFC 9293 3.8.6.3).
     if (++c.unacked_segments >= 2) c.ack_now = true;
-    if (c.handler) c.handler->on_readable(c);
+    notify_readable(c);
 }
 
 void Stack::process_fin(Connection& c, uint64_t now_us) {
@@ -681,7 +733,7 @@ void Stack::process_fin(Connection& c, uint64_t now_us) {
             break;
     }
     (void)now_us;
-    if (c.handler) c.handler->on_readable(c);
+    notify_readable(c);
 }
 
 }  // namespace terminus::tcp

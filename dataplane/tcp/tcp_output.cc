@@ -116,14 +116,24 @@ void Stack::send_syn(Connection& c, bool ack, uint64_t now_us) {
     arm(c, TcpTimer::kRetransmit, c.rtt.rto_us());
 }
 
+uint32_t Stack::acceptable_seq(const Connection& c) const {
+    // SND.NXT, unless it lies beyond the peer's window (a peer short of
+    // memory drops data it had room for, and its window closes below what
+    // we sent): then the window's end, which it accepts. Linux's
+    // tcp_acceptable_seq; one unit of the peer's window scale is rounding.
+    const uint32_t wnd_end = c.snd_una + c.snd_wnd;
+    if (seq_leq(c.snd_nxt, wnd_end) || c.snd_nxt - wnd_end < (1u << c.snd_wscale)) return c.snd_nxt;
+    return wnd_end;
+}
+
 void Stack::send_ack(Connection& c, uint64_t now_us) {
-    emit(&c, make(c, c.snd_nxt, kAck, nullptr, 0, now_us, false), c.tuple.remote_ip);
+    emit(&c, make(c, acceptable_seq(c), kAck, nullptr, 0, now_us, false), c.tuple.remote_ip);
 }
 
 void Stack::send_rst(Connection& c) {
     OutSegment s;
     s.tuple = c.tuple;
-    s.seq = c.snd_nxt;
+    s.seq = acceptable_seq(c);
     s.ack = c.rcv_nxt;
     s.flags = kRst | kAck;
     Route r{};

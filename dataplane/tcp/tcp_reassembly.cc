@@ -85,6 +85,39 @@ uint32_t chain_cost(const rte_mbuf* s) {
 
 }  // namespace
 
+struct OooBlock {
+    OooRange r[ReassemblyQueue::kMaxRanges];
+    OooBlock* next_free;
+};
+
+OooPool::OooPool(unsigned blocks) : blocks_(new OooBlock[blocks]) {
+    for (unsigned i = blocks; i-- > 0;) put(&blocks_[i]);
+}
+
+OooPool::~OooPool() { delete[] blocks_; }
+
+OooBlock* OooPool::get() {
+    OooBlock* b = free_;
+    if (!b) return nullptr;
+    free_ = b->next_free;
+    --available_;
+    return b;
+}
+
+void OooPool::put(OooBlock* b) {
+    b->next_free = free_;
+    free_ = b;
+    ++available_;
+}
+
+void ReassemblyQueue::release_if_empty(OooPool& pool) {
+    if (n_ != 0 || !block_) return;
+    pool.put(block_);
+    block_ = nullptr;
+    r_ = nullptr;
+    has_last_ = false;
+}
+
 void ReassemblyQueue::remove(unsigned i, bool free_it) {
     bytes_ -= r_[i].len;
     if (free_it) memory_ -= free_chain(r_[i].head);
@@ -92,8 +125,8 @@ void ReassemblyQueue::remove(unsigned i, bool free_it) {
     --n_;
 }
 
-ReassemblyQueue::Insert ReassemblyQueue::insert(uint32_t seq, uint32_t len, rte_mbuf* m,
-                                                uint32_t offset, uint32_t rcv_nxt,
+ReassemblyQueue::Insert ReassemblyQueue::insert(OooPool& pool, uint32_t seq, uint32_t len,
+                                                rte_mbuf* m, uint32_t offset, uint32_t rcv_nxt,
                                                 uint32_t max_memory) {
     const uint32_t arrived = seq;
     uint32_t end = seq + len;
@@ -140,13 +173,21 @@ ReassemblyQueue::Insert ReassemblyQueue::insert(uint32_t seq, uint32_t len, rte_
         free_chain(head);
         return Insert::kFull;
     }
+    if (!block_) {
+        block_ = pool.get();
+        if (!block_) {
+            free_chain(head);
+            return Insert::kFull;
+        }
+        r_ = block_->r;
+    }
     while (j > i) remove(--j, true);
     last_seq_ = seq;
     has_last_ = true;
     memory_ += c;
     bytes_ += end - seq;
     if (joins_prev) {
-        Range& p = r_[i - 1];
+        OooRange& p = r_[i - 1];
         p.tail->next = head;
         p.tail = tail;
         p.len += end - seq;
@@ -160,7 +201,7 @@ ReassemblyQueue::Insert ReassemblyQueue::insert(uint32_t seq, uint32_t len, rte_
         return Insert::kHeld;
     }
     if (i < n_ && r_[i].seq == end) {
-        Range& nx = r_[i];
+        OooRange& nx = r_[i];
         tail->next = nx.head;
         nx.head = head;
         nx.seq = seq;
@@ -168,15 +209,18 @@ ReassemblyQueue::Insert ReassemblyQueue::insert(uint32_t seq, uint32_t len, rte_
         return Insert::kHeld;
     }
     for (unsigned k = n_; k > i; --k) r_[k] = r_[k - 1];
-    r_[i] = Range{seq, end - seq, head, tail};
+    r_[i] = OooRange{seq, end - seq, head, tail};
     ++n_;
     return Insert::kHeld;
 }
 
-bool ReassemblyQueue::pop(uint32_t rcv_nxt, rte_mbuf*& chain, uint32_t& len) {
+bool ReassemblyQueue::pop(OooPool& pool, uint32_t rcv_nxt, rte_mbuf*& chain, uint32_t& len) {
     while (n_ > 0 && seq_leq(r_[0].seq + r_[0].len, rcv_nxt)) remove(0, true);
-    if (n_ == 0 || seq_gt(r_[0].seq, rcv_nxt)) return false;
-    Range& r = r_[0];
+    if (n_ == 0 || seq_gt(r_[0].seq, rcv_nxt)) {
+        release_if_empty(pool);
+        return false;
+    }
+    OooRange& r = r_[0];
     if (seq_lt(r.seq, rcv_nxt)) {
         const uint32_t skip = rcv_nxt - r.seq;
         memory_ -= drop_front(r.head, r.tail, skip);
@@ -188,6 +232,7 @@ bool ReassemblyQueue::pop(uint32_t rcv_nxt, rte_mbuf*& chain, uint32_t& len) {
     len = r.len;
     memory_ -= chain_cost(r.head);
     remove(0, false);
+    release_if_empty(pool);
     return true;
 }
 
@@ -207,9 +252,9 @@ unsigned ReassemblyQueue::sack_blocks(SackBlock* out, unsigned max) const {
     return n;
 }
 
-void ReassemblyQueue::clear() {
+void ReassemblyQueue::clear(OooPool& pool) {
     while (n_ > 0) remove(n_ - 1, true);
-    has_last_ = false;
+    release_if_empty(pool);
 }
 
 }  // namespace terminus::tcp

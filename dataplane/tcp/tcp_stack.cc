@@ -49,6 +49,7 @@ Stack::Stack(const TcpParams& params, rte_mempool* pool, Output& out, const SipK
       secret_(secret),
       mac_(local_mac),
       wheel_(params.max_connections * kNumTcpTimers, params.tick_us),
+      ooo_pool_(params.max_connections / 4 + 16),
       conns_(new Connection[params.max_connections]) {
     free_.reserve(params.max_connections);
     drained_.reserve(params.max_connections);
@@ -64,7 +65,7 @@ Stack::~Stack() {
         if (c.state == TcpState::kClosed) continue;
         bq_clear(c.sndq);
         bq_clear(c.rcvq);
-        c.ooo.clear();
+        c.ooo.clear(ooo_pool_);
     }
 }
 
@@ -128,7 +129,7 @@ void Stack::destroy(Connection& c, CloseReason why, bool notify) {
     if (notify && h) h->on_closed(c, why);
     bq_clear(c.sndq);
     bq_clear(c.rcvq);
-    c.ooo.clear();
+    c.ooo.clear(ooo_pool_);
     set_state(c, TcpState::kClosed);
     ++c.generation;
 
@@ -219,11 +220,27 @@ bool Stack::path_mtu(const FourTuple& t, uint16_t mtu) {
     return true;
 }
 
+void Stack::touch(Connection& c, bool heard) {
+    c.active_us = now_us_;
+    if (c.idle_us && c.timers[static_cast<unsigned>(TcpTimer::kIdle)] == kInvalidTimer) {
+        arm(c, TcpTimer::kIdle, c.idle_us);
+    }
+    if (!heard) return;
+    c.heard_us = now_us_;
+    if (c.ka_idle_us) {
+        c.ka_probes = 0;
+        if (c.timers[static_cast<unsigned>(TcpTimer::kKeepalive)] == kInvalidTimer) {
+            arm(c, TcpTimer::kKeepalive, c.ka_idle_us);
+        }
+    }
+}
+
 void Stack::set_keepalive(Connection& c, uint64_t idle_us, uint64_t interval_us, uint8_t count) {
     c.ka_idle_us = idle_us;
     c.ka_interval_us = interval_us ? interval_us : 75'000'000;
     c.ka_count = count ? count : 9;
     c.ka_probes = 0;
+    c.heard_us = now_us_;
     if (idle_us) {
         arm(c, TcpTimer::kKeepalive, idle_us);
     } else {
@@ -233,6 +250,7 @@ void Stack::set_keepalive(Connection& c, uint64_t idle_us, uint64_t interval_us,
 
 void Stack::set_idle_timeout(Connection& c, uint64_t idle_us) {
     c.idle_us = idle_us;
+    c.active_us = now_us_;
     if (idle_us) {
         arm(c, TcpTimer::kIdle, idle_us);
     } else {
@@ -281,7 +299,7 @@ uint32_t Stack::write(Connection& c, const void* data, uint32_t len, uint64_t no
     if (len > room) len = room;
     const uint32_t n = bq_write(c.sndq, pool_, data, len);
     if (n) {
-        if (c.idle_us) arm(c, TcpTimer::kIdle, c.idle_us);
+        touch(c, false);
         send_data(c, now_us);
     }
     return n;
@@ -297,7 +315,7 @@ bool Stack::append(Connection& c, rte_mbuf* m, uint64_t now_us) {
     m->nb_segs = 1;
     m->pkt_len = m->data_len;
     bq_append(c.sndq, m);
-    if (c.idle_us) arm(c, TcpTimer::kIdle, c.idle_us);
+    touch(c, false);
     send_data(c, now_us);
     return true;
 }
@@ -371,7 +389,7 @@ uint32_t Stack::forward(Connection& from, Connection& to, uint32_t max, uint64_t
     const uint32_t moved = bq_move(from.rcvq, to.sndq, pool_, n);
     if (moved) {
         consumed(from, now_us);
-        if (to.idle_us) arm(to, TcpTimer::kIdle, to.idle_us);
+        touch(to, false);
         send_data(to, now_us);
     }
     return moved;
@@ -384,7 +402,7 @@ uint32_t Stack::forward(ByteQueue& q, Connection& to, uint32_t max, uint64_t now
     }
     const uint32_t moved = bq_move(q, to.sndq, pool_, std::min({max, q.bytes, send_space(to)}));
     if (moved) {
-        if (to.idle_us) arm(to, TcpTimer::kIdle, to.idle_us);
+        touch(to, false);
         send_data(to, now_us);
     }
     return moved;
@@ -465,6 +483,7 @@ void Stack::close_as(Connection& c, CloseReason why, uint64_t now_us) {
     shutdown(c, now_us);
     if (c.state != TcpState::kClosed && c.state != TcpState::kTimeWait) {
         c.idle_us = params_.orphan_us;
+        c.active_us = now_us;
         arm(c, TcpTimer::kIdle, c.idle_us);
     }
     if (h) h->on_closed(c, why);

@@ -121,6 +121,10 @@ void Stack::on_timer(Connection& c, TcpTimer t, uint64_t now_us) {
                 c.state != TcpState::kFinWait2) {
                 return;
             }
+            if (c.ka_probes == 0 && now_us < c.heard_us + c.ka_idle_us) {
+                arm(c, TcpTimer::kKeepalive, c.heard_us + c.ka_idle_us - now_us);  // heard since
+                return;
+            }
             if (c.ka_probes >= c.ka_count) {
                 ++counters_.keepalive_timeouts;
                 send_rst(c);
@@ -145,6 +149,10 @@ void Stack::on_timer(Connection& c, TcpTimer t, uint64_t now_us) {
                 return;
             }
             if (c.state == TcpState::kTimeWait) return;
+            if (c.idle_us && now_us < c.active_us + c.idle_us) {
+                arm(c, TcpTimer::kIdle, c.active_us + c.idle_us - now_us);  // active since
+                return;
+            }
             if (!c.handler) {
                 // Closed, and the peer never finished: give up on it.
                 ++counters_.orphan_resets;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "dataplane/tcp/tcp_reassembly.h"
 #include "tests/unit/dataplane/eal_env.h"
@@ -32,8 +33,15 @@ rte_mbuf* frame(uint32_t seq, uint32_t len) {
     return m;
 }
 
+OooPool g_pool(4);
+
+// A queue that gives back what it holds when the test ends.
+struct Q : ReassemblyQueue {
+    ~Q() { clear(g_pool); }
+};
+
 Insert put(ReassemblyQueue& q, uint32_t seq, uint32_t len, uint32_t rcv_nxt, uint32_t mem = kMem) {
-    return q.insert(seq, len, frame(seq, len), kHeader, rcv_nxt, mem);
+    return q.insert(g_pool, seq, len, frame(seq, len), kHeader, rcv_nxt, mem);
 }
 
 unsigned in_use() { return rte_mempool_in_use_count(EalEnvironment::pool()); }
@@ -43,7 +51,7 @@ unsigned in_use() { return rte_mempool_in_use_count(EalEnvironment::pool()); }
 uint32_t pop_checked(ReassemblyQueue& q, uint32_t rcv_nxt) {
     rte_mbuf* chain = nullptr;
     uint32_t len = 0;
-    if (!q.pop(rcv_nxt, chain, len)) return 0;
+    if (!q.pop(g_pool, rcv_nxt, chain, len)) return 0;
     uint32_t seen = 0;
     for (rte_mbuf* s = chain; s; s = s->next) {
         const auto* d = rte_pktmbuf_mtod(s, const uint8_t*);
@@ -65,7 +73,7 @@ uint32_t pop_checked(ReassemblyQueue& q, uint32_t rcv_nxt) {
 
 TEST(Reassembly, HoldsDataAfterAGapAndReleasesItInOrder) {
     const unsigned before = in_use();
-    ReassemblyQueue q;
+    Q q;
     EXPECT_EQ(put(q, 200, 100, 100), Insert::kHeld);
     EXPECT_EQ(put(q, 300, 100, 100), Insert::kHeld);
     EXPECT_EQ(q.ranges(), 1u);  // contiguous arrivals coalesce
@@ -80,25 +88,25 @@ TEST(Reassembly, HoldsDataAfterAGapAndReleasesItInOrder) {
 
 TEST(Reassembly, DuplicatesAreReportedAndFreed) {
     const unsigned before = in_use();
-    ReassemblyQueue q;
+    Q q;
     put(q, 200, 100, 100);
     EXPECT_EQ(put(q, 200, 100, 100), Insert::kDuplicate);
     EXPECT_EQ(put(q, 220, 50, 100), Insert::kDuplicate);
     EXPECT_EQ(put(q, 10, 50, 100), Insert::kDuplicate);  // below RCV_NXT
     EXPECT_EQ(q.ranges(), 1u);
-    q.clear();
+    q.clear(g_pool);
     EXPECT_EQ(in_use(), before);
 }
 
 TEST(Reassembly, DataBeforeRcvNxtIsTrimmed) {
-    ReassemblyQueue q;
+    Q q;
     EXPECT_EQ(put(q, 50, 100, 100), Insert::kHeld);
     EXPECT_EQ(q.bytes(), 50u);
     EXPECT_EQ(pop_checked(q, 100), 50u);
 }
 
 TEST(Reassembly, OverlapsKeepOnlyNewBytes) {
-    ReassemblyQueue q;
+    Q q;
     put(q, 200, 100, 100);
     EXPECT_EQ(put(q, 250, 100, 100), Insert::kHeld);  // [300, 350) is new
     put(q, 500, 100, 100);
@@ -111,7 +119,7 @@ TEST(Reassembly, OverlapsKeepOnlyNewBytes) {
 
 TEST(Reassembly, ASegmentSpanningHeldOnesReplacesThem) {
     const unsigned before = in_use();
-    ReassemblyQueue q;
+    Q q;
     put(q, 300, 100, 100);
     put(q, 450, 20, 100);
     // [200, 500) covers both: one range, the old buffers freed.
@@ -124,7 +132,7 @@ TEST(Reassembly, ASegmentSpanningHeldOnesReplacesThem) {
 }
 
 TEST(Reassembly, FillingAHoleJoinsBothNeighbours) {
-    ReassemblyQueue q;
+    Q q;
     put(q, 200, 100, 100);
     put(q, 400, 100, 100);
     EXPECT_EQ(q.ranges(), 2u);
@@ -135,7 +143,7 @@ TEST(Reassembly, FillingAHoleJoinsBothNeighbours) {
 
 TEST(Reassembly, ManySegmentsAfterOneHoleCostOneRange) {
     // What a 32-slot queue dropped: a window of segments behind one loss.
-    ReassemblyQueue q;
+    Q q;
     for (uint32_t i = 0; i < 150; ++i) EXPECT_EQ(put(q, 1000 + 1000 * i, 1000, 0), Insert::kHeld);
     EXPECT_EQ(q.ranges(), 1u);
     EXPECT_EQ(q.bytes(), 150'000u);
@@ -145,11 +153,11 @@ TEST(Reassembly, ManySegmentsAfterOneHoleCostOneRange) {
 
 TEST(Reassembly, BoundedByMemoryAndRanges) {
     const unsigned before = in_use();
-    ReassemblyQueue q;
+    Q q;
     EXPECT_EQ(put(q, 200, 100, 100, 3000), Insert::kHeld);
     EXPECT_GT(q.memory(), 2000u);  // a whole buffer counts, not its 100 bytes
     EXPECT_EQ(put(q, 400, 100, 100, 3000), Insert::kFull);
-    q.clear();
+    q.clear(g_pool);
     for (uint32_t i = 0; i < ReassemblyQueue::kMaxRanges; ++i) {
         EXPECT_EQ(put(q, 1000 + 20 * i, 10, 100), Insert::kHeld);
     }
@@ -158,12 +166,12 @@ TEST(Reassembly, BoundedByMemoryAndRanges) {
     // Bytes that join an existing range still fit.
     EXPECT_EQ(put(q, 1010, 10, 100), Insert::kHeld);
     EXPECT_EQ(q.ranges(), ReassemblyQueue::kMaxRanges - 1);
-    q.clear();
+    q.clear(g_pool);
     EXPECT_EQ(in_use(), before);
 }
 
 TEST(Reassembly, SackBlocksPutTheLatestFirst) {
-    ReassemblyQueue q;
+    Q q;
     put(q, 200, 100, 100);
     put(q, 300, 100, 100);  // joins [200, 300)
     put(q, 600, 100, 100);
@@ -181,7 +189,7 @@ TEST(Reassembly, SackBlocksPutTheLatestFirst) {
 
 TEST(Reassembly, PopFreesWhatRcvNxtOvertook) {
     const unsigned before = in_use();
-    ReassemblyQueue q;
+    Q q;
     put(q, 200, 100, 100);
     put(q, 400, 100, 100);
     // A retransmission filled everything up to 450.
@@ -190,8 +198,25 @@ TEST(Reassembly, PopFreesWhatRcvNxtOvertook) {
     EXPECT_EQ(in_use(), before);
 }
 
+TEST(Reassembly, TakesABlockOnlyWhileItHoldsData) {
+    Q q, r, t;
+    const unsigned avail = g_pool.available();
+    EXPECT_EQ(put(q, 200, 100, 100), Insert::kHeld);
+    EXPECT_EQ(g_pool.available(), avail - 1);
+    EXPECT_EQ(pop_checked(q, 200), 100u);
+    EXPECT_EQ(g_pool.available(), avail);  // given back when the gap closed
+    // With no block left, out-of-order data is refused (and freed).
+    const unsigned before = in_use();
+    std::vector<ReassemblyQueue> many(avail);
+    for (auto& each : many) EXPECT_EQ(put(each, 200, 10, 100), Insert::kHeld);
+    EXPECT_EQ(put(t, 200, 10, 100), Insert::kFull);
+    for (auto& each : many) each.clear(g_pool);
+    EXPECT_EQ(g_pool.available(), avail);
+    EXPECT_EQ(in_use(), before);
+}
+
 TEST(Reassembly, WorksAcrossSequenceWrap) {
-    ReassemblyQueue q;
+    Q q;
     EXPECT_EQ(put(q, 0x10u, 0x40, 0xffffffb0u), Insert::kHeld);
     EXPECT_EQ(put(q, 0xfffffff0u, 0x20, 0xffffffb0u), Insert::kHeld);
     EXPECT_EQ(q.ranges(), 1u);

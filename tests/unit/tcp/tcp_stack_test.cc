@@ -217,6 +217,42 @@ TEST_F(TcpPacket, InOrderDataIsDeliveredAndAckedEverySecondSegment) {
     EXPECT_EQ(rec.received, "hello world");
 }
 
+TEST_F(TcpPacket, ABurstWakesTheHandlerAndAcksOnce) {
+    // Four segments in one receive burst: one on_readable, one ACK for all
+    // of them, sent after the handler had its turn.
+    struct Counting : Recorder {
+        int wakes = 0;
+        void on_readable(Connection& c) override {
+            ++wakes;
+            Recorder::on_readable(c);
+        }
+    } r;
+    Stack st(params(), EalEnvironment::pool(), out, SipKey{1, 2}, rte_ether_addr{{2, 0, 0, 0, 0, 2}});
+    r.stack = &st;
+    st.listen(0, 80, &r, 16);
+    const uint8_t mss[4] = {2, 4, 0x05, 0xb4};
+    st.input(craft(1000, 0, kSyn, 65535, "", mss, 4), kIhl, 0);
+    const uint32_t iss = out.seg(0).seq;
+    out.clear();
+    st.input(craft(1001, iss + 1, kAck), kIhl, 1000);
+    st.begin_burst();
+    for (uint32_t i = 0; i < 4; ++i) {
+        st.input(craft(1001 + 100 * i, iss + 1, kAck, 65535, std::string(100, 'a' + i)), kIhl, 2000);
+    }
+    EXPECT_EQ(r.wakes, 0);
+    EXPECT_TRUE(out.frames.empty());
+    st.end_burst(2000);
+    EXPECT_EQ(r.wakes, 1);
+    EXPECT_EQ(r.received.size(), 400u);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).ack, 1401u);
+    // Outside a burst each segment is handled at once, as before.
+    out.clear();
+    st.input(craft(1401, iss + 1, kAck, 65535, "x"), kIhl, 3000);
+    EXPECT_EQ(r.wakes, 2);
+    out.clear();
+}
+
 TEST_F(TcpPacket, DelayedAckFiresAfterItsTimer) {
     const uint32_t iss = handshake();
     stack->input(craft(1001, iss + 1, kAck, 65535, "x"), kIhl, 0);
@@ -583,6 +619,30 @@ TEST_F(TcpPacket, TimeoutResendsWithoutRewindingSndNxt) {
     stack->input(craft(1003, iss + 1 + 3 * 1460, kAck), kIhl, 470'000);
     EXPECT_FALSE(c.rto_recovery);
     EXPECT_EQ(c.timers[static_cast<unsigned>(TcpTimer::kRetransmit)], kInvalidTimer);
+}
+
+TEST_F(TcpPacket, AcksStayInsideAWindowThatClosedBelowSndNxt) {
+    // A peer short of memory drops data it had room for and closes its
+    // window below what we sent: an ACK at SND.NXT would be out of its
+    // window and dropped, so it carries the window's end (Linux's
+    // tcp_acceptable_seq) -- else neither side hears the other.
+    const uint32_t iss = handshake();
+    Connection& c = *rec.accepted[0];
+    std::string data(3 * 1460, 'x');
+    stack->write(c, data.data(), static_cast<uint32_t>(data.size()), 100'000);
+    out.clear();
+    stack->input(craft(1001, iss + 1 + 1460, kAck, 0), kIhl, 110'000);  // window 0
+    stack->input(craft(1001, iss + 1 + 1460, kAck | kPsh, 0, "hi"), kIhl, 120'000);
+    stack->poll(200'000);  // the delayed ACK
+    bool acked = false;
+    for (size_t i = 0; i < out.frames.size(); ++i) {
+        const Segment a = out.seg(i);
+        if (a.payload_len == 0 && a.ack == 1003) {
+            EXPECT_EQ(a.seq, iss + 1 + 1460);
+            acked = true;
+        }
+    }
+    EXPECT_TRUE(acked);
 }
 
 TEST_F(TcpPacket, TimeoutResendSkipsWhatThePeerSacks) {
