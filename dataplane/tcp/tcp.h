@@ -78,6 +78,8 @@ class Output {
     X(sack_retransmits, "segments resent from the SACK scoreboard")       \
     X(limited_transmits, "new segments sent on a duplicate ACK (RFC 3042)") \
     X(rto_expired, "retransmission timeouts")                              \
+    X(tlp_probes, "tail loss probes sent (RFC 8985 7)")                    \
+    X(tlp_recoveries, "losses a tail loss probe revealed (recovered without an RTO)") \
     X(ooo_held, "out-of-order segments held")                              \
     X(accepts, "connections accepted")                                     \
     X(connects, "connections opened")                                      \
@@ -193,6 +195,11 @@ struct Connection {
     // what the peer SACKs since), before any new data.
     bool rto_recovery = false;
     uint32_t rtx_nxt = 0;
+    // Tail loss probes (RFC 8985 7): the retransmission timer stands for a
+    // probe timeout (PTO) while TLP_ARMED; one probe per tail, until an
+    // ACK reaches TLP_HIGH (SND.MAX when it went).
+    bool tlp_armed = false, tlp_out = false;
+    uint32_t tlp_high = 0;
     uint8_t retries = 0;
     uint64_t idle_us = 0;  // 0: no idle timeout
     // Keepalive (RFC 9293 3.8.4, Linux's knobs): probe after KA_IDLE_US of
@@ -356,6 +363,11 @@ class Stack {
     // Resends up to LEN bytes from SEQ (with our FIN when it is next).
     bool resend(Connection& c, uint32_t seq, uint32_t len, uint64_t now_us);
     void enter_recovery(Connection& c, uint64_t now_us);
+    // Arms the retransmission timer for data in flight: a probe timeout
+    // when a tail loss probe may go (RFC 8985 7.2), else the RTO.
+    void arm_retransmit(Connection& c);
+    // The PTO fired: new data if the window allows, else the last segment again.
+    void send_probe(Connection& c, uint64_t now_us);
     void retransmit_first(Connection& c, uint64_t now_us);
     rte_mbuf* make(const Connection& c, uint32_t seq, uint8_t flags, const uint8_t* payload,
                    uint32_t len, uint64_t now_us, bool syn_options);

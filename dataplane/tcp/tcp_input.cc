@@ -566,10 +566,12 @@ void Stack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
             cc.on_ack(data, now_us, c.rtt.srtt_us());
         }
         c.dupacks = 0;
+        if (c.tlp_out && seq_geq(ack, c.tlp_high)) c.tlp_out = false;  // the tail is through
         if (c.snd_una == c.snd_max) {
             disarm(c, TcpTimer::kRetransmit);
+            c.tlp_armed = false;
         } else {
-            arm(c, TcpTimer::kRetransmit, c.rtt.rto_us());
+            arm_retransmit(c);
         }
         const bool our_fin_acked = c.fin_sent && seq_gt(ack, c.fin_seq);
         switch (c.state) {
@@ -602,8 +604,14 @@ void Stack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
         ++c.dupacks;
         // RFC 6582 3.2 step 2: not again for losses of one window; RFC
         // 6675 5 (4): DupThresh duplicates, or the first byte is lost.
-        const bool lost = c.dupacks >= SackScoreboard::kDupThresh ||
+        // A tail loss probe went after everything else: when the peer
+        // SACKs it with holes below, those are lost (RFC 8985 7.4: RACK
+        // marks them; the probe being the newest delivery, at once).
+        const bool probe_sacked = c.tlp_out && !c.sacked.empty() &&
+                                  seq_geq(c.sacked.high_sacked(), c.tlp_high);
+        const bool lost = c.dupacks >= SackScoreboard::kDupThresh || probe_sacked ||
                           (!c.sacked.empty() && c.sacked.is_lost(c.snd_una, payload_limit(c)));
+        if (probe_sacked && !c.in_recovery) ++counters_.tlp_recoveries;
         // With SACK the scoreboard tells a new loss from the tail of the
         // last recovery, so a loss right at RecoveryPoint starts one too.
         const bool new_window = c.sacked.empty() ? seq_gt(ack, c.recover) : seq_geq(ack, c.recover);

@@ -197,10 +197,47 @@ bool Stack::send_new(Connection& c, uint32_t wnd, uint64_t now_us) {
     c.snd_nxt += len + (fin_now ? 1 : 0);
     if (seq_gt(c.snd_nxt, c.snd_max)) c.snd_max = c.snd_nxt;
     emit(&c, m, c.tuple.remote_ip);
-    if (c.timers[static_cast<unsigned>(TcpTimer::kRetransmit)] == kInvalidTimer) {
-        arm(c, TcpTimer::kRetransmit, c.rtt.rto_us());
+    // RFC 6298 5.1: the RTO starts if it is not running; a PTO restarts
+    // with every new segment (RFC 8985 7.2), so it counts from the tail.
+    if (c.timers[static_cast<unsigned>(TcpTimer::kRetransmit)] == kInvalidTimer || c.tlp_armed) {
+        arm_retransmit(c);
     }
     return true;
+}
+
+void Stack::arm_retransmit(Connection& c) {
+    // RFC 8985 7.2: a PTO instead of the RTO when SACK can tell what the
+    // probe reveals, nothing is being recovered, no probe is out for this
+    // tail, and an RTT is known.
+    const bool open = c.state == TcpState::kEstablished || c.state == TcpState::kCloseWait;
+    if (c.sack_ok && open && !c.in_recovery && !c.rto_recovery && !c.tlp_out && c.rtt.has_sample()) {
+        uint64_t pto = 2 * c.rtt.srtt_us();
+        // One segment in flight: the peer may delay its ACK (WCDelAckT).
+        if (c.snd_max - c.snd_una <= payload_limit(c)) pto += params_.delayed_ack_us + 10'000;
+        pto = std::max<uint64_t>(pto, 10'000);
+        if (pto < c.rtt.rto_us()) {
+            c.tlp_armed = true;
+            arm(c, TcpTimer::kRetransmit, pto);
+            return;
+        }
+    }
+    c.tlp_armed = false;
+    arm(c, TcpTimer::kRetransmit, c.rtt.rto_us());
+}
+
+void Stack::send_probe(Connection& c, uint64_t now_us) {
+    ++counters_.tlp_probes;
+    c.tlp_out = true;
+    // New data, one segment beyond cwnd if need be (RFC 8985 7.3).
+    const uint32_t in_flight = c.snd_nxt - c.snd_una;
+    if (!send_new(c, std::min(c.snd_wnd, in_flight + payload_limit(c)), now_us)) {
+        // Else the last segment again (with the FIN when it is last).
+        const uint32_t end = c.fin_sent ? c.fin_seq : c.snd_max;
+        const uint32_t len = std::min<uint32_t>(payload_limit(c), end - c.snd_una);
+        resend(c, end - len, len, now_us);
+    }
+    // The probe's last data byte + 1: what a SACK of it reaches.
+    c.tlp_high = c.fin_sent ? c.fin_seq : c.snd_max;
 }
 
 bool Stack::send_data(Connection& c, uint64_t now_us) {

@@ -72,6 +72,13 @@ bool Stack::poll(uint64_t now_us) {
 void Stack::on_timer(Connection& c, TcpTimer t, uint64_t now_us) {
     switch (t) {
         case TcpTimer::kRetransmit: {
+            if (c.tlp_armed) {
+                // A probe timeout, not an RTO: no back-off, no retry counted.
+                c.tlp_armed = false;
+                send_probe(c, now_us);
+                arm(c, TcpTimer::kRetransmit, c.rtt.rto_us());
+                return;
+            }
             ++counters_.rto_expired;
             const bool handshake = c.state == TcpState::kSynSent || c.state == TcpState::kSynReceived;
             if (++c.retries > (handshake ? params_.syn_retries : params_.data_retries)) {

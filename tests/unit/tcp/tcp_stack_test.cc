@@ -654,7 +654,10 @@ TEST_F(TcpPacket, TimeoutResendSkipsWhatThePeerSacks) {
     Connection& c = *rec.accepted[0];
     std::string data(4 * 1460, 'x');
     stack->write(c, data.data(), static_cast<uint32_t>(data.size()), 100'000);
-    stack->poll(401'000);  // RTO: segment 1 again
+    stack->poll(301'000);  // the tail loss probe: segment 4 again
+    EXPECT_EQ(stack->counters().tlp_probes, 1u);
+    stack->poll(602'000);  // RTO: segment 1 again
+    EXPECT_EQ(stack->counters().rto_expired, 1u);
     out.clear();
     // Segment 1 arrives; the peer SACKs 3 (it holds 1, 3; 2 and 4 lost).
     const uint32_t s3 = iss + 1 + 2 * 1460;
@@ -663,7 +666,7 @@ TEST_F(TcpPacket, TimeoutResendSkipsWhatThePeerSacks) {
         opts[4 + i] = static_cast<uint8_t>(s3 >> (24 - 8 * i));
         opts[8 + i] = static_cast<uint8_t>((s3 + 1460) >> (24 - 8 * i));
     }
-    stack->input(craft(1001, iss + 1 + 1460, kAck, 65535, "", opts, 12), kIhl, 402'000);
+    stack->input(craft(1001, iss + 1 + 1460, kAck, 65535, "", opts, 12), kIhl, 610'000);
     ASSERT_EQ(out.frames.size(), 2u);
     EXPECT_EQ(out.seg(0).seq, iss + 1 + 1460);
     EXPECT_EQ(out.seg(1).seq, iss + 1 + 3 * 1460);  // 3 skipped
@@ -843,11 +846,42 @@ TEST_F(TcpSack, BlocksBeyondWhatWasSentAreIgnored) {
     EXPECT_FALSE(c->in_recovery);
 }
 
+TEST_F(TcpSack, ATailLossIsRepairedByAProbeWithoutAnRto) {
+    // Segments 9 and 10 (the tail) are lost: no duplicate ACKs can come.
+    // The probe timeout (2 SRTT, before the RTO) resends the last segment;
+    // the peer SACKs it, which shows 9 lost, and recovery resends it.
+    start();
+    ack(seg[8], {});
+    EXPECT_TRUE(c->tlp_armed);
+    stack->poll(309'000);  // PTO: 2 x 100 ms after the last ACK at 110 ms
+    EXPECT_EQ(stack->counters().tlp_probes, 1u);
+    EXPECT_EQ(stack->counters().rto_expired, 0u);
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).seq, seg[9]);  // the last segment again
+    out.clear();
+    const std::vector<uint8_t> o = sack_option({{seg[9], seg[10]}});
+    stack->input(craft(1001, seg[8], kAck, 65535, "", o.data(), static_cast<uint8_t>(o.size())), kIhl,
+                 320'000);
+    EXPECT_EQ(stack->counters().tlp_recoveries, 1u);
+    ASSERT_GE(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).seq, seg[8]);  // segment 9, at once
+    out.clear();
+    stack->input(craft(1001, seg[10], kAck), kIhl, 330'000);
+    EXPECT_EQ(c->snd_una, seg[10]);
+    stack->poll(2'000'000);
+    EXPECT_EQ(stack->counters().rto_expired, 0u);
+    EXPECT_FALSE(c->tlp_out);
+}
+
 TEST_F(TcpSack, TimeoutForgetsTheScoreboard) {
     start();
     ack(seg[0], {{seg[1], seg[2]}});
     EXPECT_FALSE(c->sacked.empty());
-    stack->poll(2'000'000);
+    stack->poll(1'000'000);  // a tail loss probe first (RFC 8985 7)
+    EXPECT_EQ(stack->counters().tlp_probes, 1u);
+    EXPECT_EQ(stack->counters().rto_expired, 0u);
+    out.clear();
+    stack->poll(3'000'000);
     EXPECT_EQ(stack->counters().rto_expired, 1u);
     EXPECT_TRUE(c->sacked.empty());
     ASSERT_FALSE(out.frames.empty());
