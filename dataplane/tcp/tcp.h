@@ -80,6 +80,7 @@ class Output {
     X(rto_expired, "retransmission timeouts")                              \
     X(tlp_probes, "tail loss probes sent (RFC 8985 7)")                    \
     X(tlp_recoveries, "losses a tail loss probe revealed (recovered without an RTO)") \
+    X(rack_lost_retransmits, "retransmissions found lost by RACK and resent (RFC 8985 6)") \
     X(ooo_held, "out-of-order segments held")                              \
     X(accepts, "connections accepted")                                     \
     X(connects, "connections opened")                                      \
@@ -200,6 +201,22 @@ struct Connection {
     // ACK reaches TLP_HIGH (SND.MAX when it went).
     bool tlp_armed = false, tlp_out = false;
     uint32_t tlp_high = 0;
+    // RACK (RFC 8985 6) for what RFC 6675 cannot see: a retransmission
+    // lost again. During SACK recovery every transmission is logged with
+    // its time; the newest one delivered (acknowledged or SACKed) is
+    // RACK.xmit, and a retransmission sent before it and still missing
+    // after RACK.rtt + reo_wnd is lost and resent -- no RTO needed.
+    struct SentRange {
+        uint32_t seq, end;
+        uint64_t xmit_us;
+        uint32_t ts_val;  // the TSval it carried: tells which copy an ACK is for
+        bool retransmit;
+    };
+    static constexpr unsigned kSentLog = 12;
+    SentRange sent_log[kSentLog];
+    uint8_t sent_n = 0;
+    uint64_t rack_xmit_us = 0, rack_rtt_us = 0;
+    uint32_t rack_end = 0;
     uint8_t retries = 0;
     uint64_t idle_us = 0;  // 0: no idle timeout
     // Keepalive (RFC 9293 3.8.4, Linux's knobs): probe after KA_IDLE_US of
@@ -342,7 +359,8 @@ class Stack {
     bool acceptable(const Connection& c, const Segment& s) const;
     // A bare ACK that PAWS spares: reordered, not old (tcp_disordered_ack).
     bool disordered_ack(const Connection& c, const Segment& s) const;
-    void process_ack(Connection& c, const Segment& s, uint64_t now_us);
+    void process_ack(Connection& c, const Segment& s, uint64_t now_us);  // and RACK after it
+    void process_ack_fields(Connection& c, const Segment& s, uint64_t now_us);
     void process_data(Connection& c, const Segment& s, rte_mbuf* m, uint64_t now_us);
     void process_fin(Connection& c, uint64_t now_us);
 
@@ -368,6 +386,11 @@ class Stack {
     void arm_retransmit(Connection& c);
     // The PTO fired: new data if the window allows, else the last segment again.
     void send_probe(Connection& c, uint64_t now_us);
+    // RACK: logs a transmission made during recovery; after each ACK,
+    // learns what was delivered and resends retransmissions found lost.
+    void rack_log(Connection& c, uint32_t seq, uint32_t end, bool retransmit);
+    void rack_on_ack(Connection& c, const Segment& s, uint64_t now_us);
+    void rack_detect(Connection& c, uint64_t now_us);
     void retransmit_first(Connection& c, uint64_t now_us);
     rte_mbuf* make(const Connection& c, uint32_t seq, uint8_t flags, const uint8_t* payload,
                    uint32_t len, uint64_t now_us, bool syn_options);

@@ -511,7 +511,78 @@ void Stack::end_burst(uint64_t now_us) {
     burst_n_ = 0;
 }
 
+void Stack::rack_on_ack(Connection& c, const Segment& s, uint64_t now_us) {
+    if (c.sent_n == 0) return;
+    // RFC 8985 6.2 steps 1-2: the newest transmission delivered.
+    unsigned kept = 0;
+    for (unsigned i = 0; i < c.sent_n; ++i) {
+        const Connection::SentRange& r = c.sent_log[i];
+        const bool delivered = seq_leq(r.end, c.snd_una) ||
+                               (c.sacked.is_sacked(r.seq) && seq_geq(c.sacked.skip_sacked(r.seq), r.end));
+        if (!delivered) {
+            c.sent_log[kept++] = r;
+            continue;
+        }
+        // An ACK that echoes an older TSval was for the first copy: it
+        // says nothing about when this one arrived (RFC 8985 6.2 step 2).
+        if (r.retransmit && c.ts_ok && s.options.has_timestamps && seq_lt(s.options.ts_ecr, r.ts_val)) continue;
+        if (r.xmit_us > c.rack_xmit_us || (r.xmit_us == c.rack_xmit_us && seq_gt(r.end, c.rack_end))) {
+            c.rack_xmit_us = r.xmit_us;
+            c.rack_end = r.end;
+            c.rack_rtt_us = now_us - r.xmit_us;
+        }
+    }
+    c.sent_n = static_cast<uint8_t>(kept);
+    rack_detect(c, now_us);
+}
+
+void Stack::rack_detect(Connection& c, uint64_t now_us) {
+    if (!c.in_recovery || c.rack_xmit_us == 0) return;
+    // RFC 8985 6.2 step 4 (reo_wnd: a quarter of the smoothed RTT) and
+    // step 5: sent before RACK.xmit and still missing after RACK.rtt +
+    // reo_wnd means lost.
+    const uint64_t reo_wnd = c.rtt.srtt_us() / 4;
+    uint64_t wait = 0;
+    Connection::SentRange lost[Connection::kSentLog];
+    unsigned n_lost = 0, kept = 0;
+    for (unsigned i = 0; i < c.sent_n; ++i) {
+        const Connection::SentRange r = c.sent_log[i];
+        const bool before = r.xmit_us < c.rack_xmit_us ||
+                            (r.xmit_us == c.rack_xmit_us && seq_lt(r.end, c.rack_end));
+        // First transmissions are RFC 6675's to judge; only copies sent
+        // before the newest delivery can be proven lost.
+        if (r.retransmit && before) {
+            const uint64_t due = r.xmit_us + c.rack_rtt_us + reo_wnd;
+            if (now_us >= due) {
+                lost[n_lost++] = r;
+                continue;  // out of the log: its resend is logged anew
+            }
+            if (!wait || due - now_us < wait) wait = due - now_us;
+        }
+        c.sent_log[kept++] = r;
+    }
+    c.sent_n = static_cast<uint8_t>(kept);
+    // Lost again: resend what the peer still lacks of each, in segments.
+    for (unsigned k = 0; k < n_lost; ++k) {
+        for (uint32_t at = lost[k].seq; seq_lt(at, lost[k].end);) {
+            at = c.sacked.skip_sacked(seq_max(at, c.snd_una));
+            if (!seq_lt(at, lost[k].end)) break;
+            const uint32_t len = std::min<uint32_t>(payload_limit(c), lost[k].end - at);
+            if (!resend(c, at, len, now_us)) break;
+            ++counters_.rack_lost_retransmits;
+            at += len;
+        }
+    }
+    if (wait) arm(c, TcpTimer::kReorder, wait);
+}
+
 void Stack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
+    const uint32_t gen = c.generation;
+    process_ack_fields(c, s, now_us);
+    if (c.generation == gen && c.state != TcpState::kClosed) rack_on_ack(c, s, now_us);
+}
+
+void Stack::process_ack_fields(Connection& c, const Segment& s, uint64_t now_us) {
     const uint32_t ack = s.ack;
     const uint32_t old_wnd = c.snd_wnd;
     // RFC 6675 5 (A): the scoreboard learns what the peer holds.
@@ -558,6 +629,8 @@ void Stack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
                 cc.on_recovery_end();
                 c.in_recovery = false;
                 c.sacked.clear();
+                c.sent_n = 0;
+                c.rack_xmit_us = 0;
             } else if (c.sacked.empty()) {
                 retransmit_first(c, now_us);  // RFC 6582 partial ACK
             }
@@ -629,6 +702,7 @@ void Stack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
 
 void Stack::enter_recovery(Connection& c, uint64_t now_us) {
     c.in_recovery = true;
+    if (c.tlp_armed) arm_retransmit(c);  // no probes in recovery: the RTO stands
     c.recover = c.snd_max;
     c.congestion().on_loss(c.snd_max - c.snd_una, now_us);
     ++counters_.fast_retransmits;

@@ -194,6 +194,7 @@ bool Stack::send_new(Connection& c, uint32_t wnd, uint64_t now_us) {
         c.fin_sent = true;
         c.fin_seq = c.snd_nxt + len;
     }
+    if (c.in_recovery && len) rack_log(c, c.snd_nxt, c.snd_nxt + len, false);
     c.snd_nxt += len + (fin_now ? 1 : 0);
     if (seq_gt(c.snd_nxt, c.snd_max)) c.snd_max = c.snd_nxt;
     emit(&c, m, c.tuple.remote_ip);
@@ -346,16 +347,33 @@ bool Stack::resend(Connection& c, uint32_t seq, uint32_t len, uint64_t now_us) {
     if (len == 0 && !fin) return false;
     uint8_t buf[9216];
     if (len) bq_copy(c.sndq, off, len, buf);
-    rte_mbuf* m = make(c, seq, static_cast<uint8_t>(kAck | (len ? kPsh : 0) | (fin ? kFin : 0)), buf,
-                       len, now_us, false);
+    rte_mbuf* m = make(c, seq, static_cast<uint8_t>(kAck | (len ? kPsh : 0) | (fin ? kFin : 0)),
+                       len ? buf : nullptr, len, now_us, false);
     if (!m) {
         ++counters_.no_memory;
         return false;
     }
     ++counters_.retransmits;
     c.rtt_timing = false;  // Karn: no sample from a retransmission
+    if (c.in_recovery && len) rack_log(c, seq, seq + len, true);
     emit(&c, m, c.tuple.remote_ip);
     return true;
+}
+
+void Stack::rack_log(Connection& c, uint32_t seq, uint32_t end, bool retransmit) {
+    if (c.sent_n > 0) {
+        Connection::SentRange& last = c.sent_log[c.sent_n - 1];
+        if (last.end == seq && last.xmit_us == now_us_ && last.retransmit == retransmit) {
+            last.end = end;  // the same burst
+            return;
+        }
+    }
+    if (c.sent_n == Connection::kSentLog) {
+        // Full: forget the oldest (a loss of it is left to the RTO).
+        for (unsigned i = 1; i < c.sent_n; ++i) c.sent_log[i - 1] = c.sent_log[i];
+        --c.sent_n;
+    }
+    c.sent_log[c.sent_n++] = Connection::SentRange{seq, end, now_us_, ts_now(now_us_), retransmit};
 }
 
 void Stack::retransmit_first(Connection& c, uint64_t now_us) {

@@ -100,6 +100,8 @@ void Stack::on_timer(Connection& c, TcpTimer t, uint64_t now_us) {
             // RFC 2018 8: after a timeout the SACKed bits are forgotten,
             // the receiver may have dropped what it reported.
             c.sacked.clear();
+            c.sent_n = 0;
+            c.rack_xmit_us = 0;
             c.high_rxt = c.snd_una;
             c.rtt_timing = false;  // Karn
             // SND.NXT stays: the resend starts at RTX_NXT.
@@ -173,6 +175,9 @@ void Stack::on_timer(Connection& c, TcpTimer t, uint64_t now_us) {
         case TcpTimer::kDeadline:
             if (!c.handler || c.state == TcpState::kTimeWait) return;
             close_as(c, CloseReason::kDeadline, now_us);
+            return;
+        case TcpTimer::kReorder:
+            rack_detect(c, now_us);
             return;
         case TcpTimer::kCount:
             return;

@@ -53,7 +53,8 @@ constexpr unsigned kNumTcpStates = 0
     X(kKeepalive, "keepalive")     /* RFC 9293 3.8.4 */         \
     X(kTimeWait, "time-wait")      /* 2 MSL */                  \
     X(kIdle, "idle")               /* connect and idle timeouts */ \
-    X(kDeadline, "deadline")       /* the handler's own bound */
+    X(kDeadline, "deadline")       /* the handler's own bound */ \
+    X(kReorder, "rack-reorder")    /* RFC 8985 6.3: RACK's reordering window */
 
 enum class TcpTimer : uint8_t {
 #define TERMINUS_X(id, name) id,
