@@ -1,11 +1,20 @@
 // How cores tell each other about TLS sessions: a change is serialized
 // once into a slot of its producer's pool and the slot's address goes to
-// every other core over a single-producer/single-consumer rte_ring (one
-// per pair of cores, Seastar's smp_message_queue shape); the last core to
-// apply it gives the slot back. Two users, each with an exchange of its
-// own so that neither's traffic delays the other's: the server-side
-// "ssl_session_cache shared" (session_cache.cc) and the upstream sessions
-// of "proxy_ssl_session_reuse" (upstream.cc). Private to tls/.
+// every other core; the last core to apply it gives the slot back. Two
+// users, each with an exchange of its own (its own slot pool, so that
+// neither's traffic starves the other): the server-side "ssl_session_cache
+// shared" (session_cache.cc) and the upstream sessions of
+// "proxy_ssl_session_reuse" (upstream.cc).
+//
+// The slots travel over a transport. In terminusd it is the dataplane's
+// one message ring per pair of cores (dataplane/messages.h), drained by
+// each core's "rings" poller, which puts what arrives into the consumer's
+// inbox here; without one (unit tests, one process with no dataplane) the
+// exchange keeps its own single-producer/single-consumer rte_ring per pair.
+// Either way the user polls receive() and sees the changes in the order
+// their producer made them. The transport half (ExchangeTransport,
+// set_transport, deliver, release) is what the dataplane wires up; the
+// rest is private to tls/.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -38,8 +47,19 @@ struct alignas(64) ExchangeSlot {
     uint8_t der[kExchangeMaxDer];
 };
 
-// The rings and slot pools; made once, before the cores start, and used
-// by every core with its own index.
+// Carries slot references between cores.
+class ExchangeTransport {
+  public:
+    virtual ~ExchangeTransport() = default;
+    // Passes one reference of S from core FROM (the caller) to core TO,
+    // whose side hands it to SessionExchange::deliver. Returns true, or
+    // false when the way to TO is full, after giving that reference back
+    // (SessionExchange::release). Never blocks.
+    virtual bool post(unsigned from, unsigned to, ExchangeSlot* s) = 0;
+};
+
+// The slot pools, the inboxes and (without a transport) the rings; made
+// once, before the cores start, and used by every core with its own index.
 class SessionExchange {
   public:
     explicit SessionExchange(unsigned n_cores);
@@ -50,22 +70,39 @@ class SessionExchange {
     bool ok() const;
     unsigned cores() const { return n_; }
 
+    // Carries the slots over T instead of the exchange's own rings, which
+    // are freed. Before the cores start; T outlives the exchange's use.
+    void set_transport(ExchangeTransport* t);
+
     // A free slot of CORE's pool, or null when all are in flight.
     ExchangeSlot* take(unsigned core);
     // Sends S to every core but FROM; false when it reached none of them
     // (S is back in its pool then).
     bool broadcast(unsigned from, ExchangeSlot* s);
+    // On core TO: S arrived over the transport; queued, in order, for
+    // receive(). Takes the reference S carries.
+    void deliver(unsigned to, ExchangeSlot* s);
     // Up to MAX slots sent to core TO; each goes back with release().
     unsigned receive(unsigned to, ExchangeSlot** out, unsigned max);
+    // Gives back one reference of S (to its producer's pool with the last).
     void release(ExchangeSlot* s);
 
   private:
     void give_back(ExchangeSlot* s);
 
+    // What the transport brought one consumer: a FIFO only that core
+    // touches, as long as every slot that could be in flight to it.
+    struct alignas(64) Inbox {
+        std::vector<ExchangeSlot*> q;
+        size_t head = 0, count = 0;
+    };
+
     unsigned n_;
-    std::vector<rte_ring*> rings_;  // [producer * n + consumer]
+    ExchangeTransport* transport_ = nullptr;
+    std::vector<rte_ring*> rings_;  // [producer * n + consumer]; none with a transport
     std::vector<rte_ring*> free_;   // per producer
     std::vector<ExchangeSlot*> slots_;  // per producer
+    std::vector<Inbox> inbox_;          // per consumer
 };
 
 }  // namespace terminus::tls

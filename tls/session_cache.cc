@@ -1,20 +1,15 @@
 // "ssl_session_cache shared:NAME:SIZE" as per-core caches that tell each
 // other what they add and remove. A new session is serialized once into a
-// slot of its core's pool and the slot's address goes to every other core
-// over a single-producer/single-consumer rte_ring (one per pair of cores,
-// Seastar's smp_message_queue shape); the last core to apply it gives the
-// slot back. A resumption on any core then finds the session, and a TLS
-// 1.3 session used once (and so removed) is gone everywhere. The exchange
-// (exchange.h) also carries the upstream sessions of upstream.cc, over
-// rings of their own.
-#include <rte_ring.h>
-
+// slot of its core's pool and the slot goes to every other core over the
+// session exchange (exchange.h: in terminusd, the dataplane's message ring
+// per pair of cores); the last core to apply it gives the slot back. A
+// resumption on any core then finds the session, and a TLS 1.3 session
+// used once (and so removed) is gone everywhere. The upstream sessions of
+// upstream.cc have an exchange of their own.
 #include <openssl/ssl.h>
 
-#include <atomic>
-#include <cstdlib>
+#include <algorithm>
 #include <cstring>
-#include <new>
 
 #include "tls/exchange.h"
 #include "tls/tls_private.h"
@@ -23,94 +18,10 @@ namespace terminus::tls {
 
 namespace {
 
-constexpr unsigned kRingSize = 1024;    // per pair of cores
-constexpr unsigned kSlotsPerCore = 512;  // changes in flight per producer
 constexpr unsigned kMaxDer = kExchangeMaxDer;
 constexpr unsigned kBurst = 32;
 
-rte_ring* make_ring(const char* name, unsigned count, unsigned flags) {
-    const ssize_t size = rte_ring_get_memsize(count);
-    if (size < 0) return nullptr;
-    void* mem = std::aligned_alloc(64, (static_cast<size_t>(size) + 63) / 64 * 64);
-    if (!mem) return nullptr;
-    auto* r = static_cast<rte_ring*>(mem);
-    if (rte_ring_init(r, name, count, flags) != 0) {
-        std::free(mem);
-        return nullptr;
-    }
-    return r;
-}
-
 }  // namespace
-
-SessionExchange::SessionExchange(unsigned n) : n_(n), rings_(n * n, nullptr), free_(n, nullptr), slots_(n, nullptr) {
-    for (unsigned p = 0; p < n; ++p) {
-        // Consumers give slots back from any core: multi-producer.
-        free_[p] = make_ring("tls_free", kSlotsPerCore, RING_F_SC_DEQ);
-        slots_[p] = static_cast<ExchangeSlot*>(std::aligned_alloc(64, sizeof(ExchangeSlot) * kSlotsPerCore));
-        if (!free_[p] || !slots_[p]) continue;
-        for (unsigned i = 0; i < kSlotsPerCore; ++i) {
-            ExchangeSlot* s = new (&slots_[p][i]) ExchangeSlot();
-            void* obj = s;
-            rte_ring_enqueue(free_[p], obj);
-        }
-        for (unsigned c = 0; c < n; ++c) {
-            if (c != p) rings_[p * n + c] = make_ring("tls_sess", kRingSize, RING_F_SP_ENQ | RING_F_SC_DEQ);
-        }
-    }
-}
-
-SessionExchange::~SessionExchange() {
-    for (auto* r : rings_) std::free(r);
-    for (auto* r : free_) std::free(r);
-    for (auto* s : slots_) std::free(s);
-}
-
-bool SessionExchange::ok() const {
-    for (unsigned p = 0; p < n_; ++p) {
-        if (!free_[p] || !slots_[p]) return false;
-        for (unsigned c = 0; c < n_; ++c) {
-            if (c != p && !rings_[p * n_ + c]) return false;
-        }
-    }
-    return true;
-}
-
-ExchangeSlot* SessionExchange::take(unsigned core) {
-    void* obj = nullptr;
-    return rte_ring_sc_dequeue(free_[core], &obj) == 0 ? static_cast<ExchangeSlot*>(obj) : nullptr;
-}
-
-void SessionExchange::give_back(ExchangeSlot* s) { rte_ring_mp_enqueue(free_[s->producer], s); }
-
-bool SessionExchange::broadcast(unsigned from, ExchangeSlot* s) {
-    s->producer = static_cast<uint16_t>(from);
-    s->refs.store(n_ - 1, std::memory_order_relaxed);
-    unsigned sent = 0;
-    for (unsigned c = 0; c < n_; ++c) {
-        if (c == from) continue;
-        if (rte_ring_sp_enqueue(rings_[from * n_ + c], s) == 0) {
-            ++sent;
-        } else {
-            release(s);  // that core will not see it
-        }
-    }
-    return sent > 0;
-}
-
-void SessionExchange::release(ExchangeSlot* s) {
-    if (s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) give_back(s);
-}
-
-unsigned SessionExchange::receive(unsigned to, ExchangeSlot** out, unsigned max) {
-    unsigned got = 0;
-    for (unsigned p = 0; p < n_ && got < max; ++p) {
-        if (p == to) continue;
-        got += rte_ring_sc_dequeue_burst(rings_[p * n_ + to], reinterpret_cast<void**>(out + got), max - got,
-                                         nullptr);
-    }
-    return got;
-}
 
 SharedTls::SharedTls() = default;
 SharedTls::~SharedTls() = default;

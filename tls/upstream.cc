@@ -3,7 +3,8 @@
 // the name and SNI of ngx_stream_proxy_ssl_name, and upstream sessions
 // kept per peer as nginx's round-robin peers keep theirs
 // (ngx_stream_upstream_save_round_robin_peer_session), here shared by
-// every core over the session exchange.
+// every core over a session exchange of their own (exchange.h; in
+// terminusd its slots ride the dataplane's message rings).
 #include "tls/upstream.h"
 
 #include <arpa/inet.h>
