@@ -117,6 +117,19 @@ void LcoreOutput::send(rte_mbuf* m, uint32_t remote_ip) {
     }
 }
 
+bool hand_over(Lcore& lc, unsigned core, unsigned port, rte_mbuf* m, MessageKind kind) {
+    Message msg;
+    msg.kind = kind;
+    msg.arg = port;
+    msg.ptr = m;
+    if (lc.messages.send(core, msg)) {
+        ++lc.counters.handoffs_out;
+        return true;
+    }
+    ++lc.counters.handoff_full;  // and ring_full_<kind>; M was freed
+    return false;
+}
+
 namespace {
 
 bool poll_rx(Lcore& lc, void*) {
@@ -140,29 +153,26 @@ bool poll_rx(Lcore& lc, void*) {
     return work;
 }
 
-bool poll_rings(Lcore& lc, void*) {
-    bool work = false;
-    rte_mbuf* pkts[kBurst];
-    for (unsigned c = 0; c < lc.n_cores; ++c) {
-        if (!lc.from[c]) continue;
-        const unsigned n = rte_ring_sc_dequeue_burst(lc.from[c], reinterpret_cast<void**>(pkts),
-                                                     kBurst, nullptr);
-        if (n == 0) continue;
-        work = true;
-        lc.counters.handoffs_in += n;
-        // Handed-over frames carry the port they arrived on (mbuf->port).
-        if (lc.tcp) lc.tcp->begin_burst();
-        for (unsigned i = 0; i < n; ++i) {
-            unsigned port = 0;
-            for (unsigned p = 0; p < lc.n_ports; ++p) {
-                if (lc.ports[p].port_id == pkts[i]->port) port = p;
-            }
-            handle_frame(lc, port, pkts[i], true);
-        }
-        if (lc.tcp) lc.tcp->end_burst(lc.now_us);
+// Everything the other cores sent: a burst from each ring, by kind (the
+// handlers registered on lc.messages). Progress is messages handled.
+bool poll_rings(Lcore& lc, void*) { return lc.messages.poll() > 0; }
+
+// Handed-over frames (kPacket, kArp) carry the port they arrived on.
+void deliver_frames(void* ctx, unsigned, const Message* msgs, unsigned n) {
+    Lcore& lc = *static_cast<Lcore*>(ctx);
+    lc.counters.handoffs_in += n;
+    // One receive burst for TCP: each connection is woken and ACKed once
+    // for all its segments in it.
+    if (lc.tcp) lc.tcp->begin_burst();
+    for (unsigned i = 0; i < n; ++i) {
+        if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(static_cast<rte_mbuf*>(msgs[i + 1].ptr), void*));
+        const unsigned port = msgs[i].arg < lc.n_ports ? msgs[i].arg : 0;
+        handle_frame(lc, port, static_cast<rte_mbuf*>(msgs[i].ptr), true);
     }
-    return work;
+    if (lc.tcp) lc.tcp->end_burst(lc.now_us);
 }
+
+void free_frame(void*, const Message& m) { rte_pktmbuf_free(static_cast<rte_mbuf*>(m.ptr)); }
 
 bool poll_timers(Lcore& lc, void*) { return lc.tcp->poll(lc.now_us); }
 
@@ -195,6 +205,8 @@ bool add_poller(Lcore& lc, const Poller& p) {
 void add_default_pollers(Lcore& lc) {
     using S = Poller::Stage;
     add_poller(lc, {"rx", poll_rx, nullptr, S::kInput});
+    lc.messages.on(MessageKind::kPacket, {deliver_frames, free_frame, &lc});
+    lc.messages.on(MessageKind::kArp, {deliver_frames, free_frame, &lc});
     if (lc.n_cores > 1) add_poller(lc, {"rings", poll_rings, nullptr, S::kInput});
     if (lc.tcp) add_poller(lc, {"timers", poll_timers, nullptr, S::kInput});
     lc.now_tsc = rte_rdtsc();

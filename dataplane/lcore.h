@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "dataplane/messages.h"
 #include "dataplane/net/arp.h"
 #include "dataplane/net/counters.h"
 #include "dataplane/tcp/tcp.h"
@@ -31,6 +32,7 @@ constexpr unsigned kBurst = 32;
 constexpr unsigned kMaxPorts = 4;
 constexpr unsigned kMaxCores = 16;
 constexpr unsigned kMaxPollers = 16;
+static_assert(kMaxCores <= kMaxMessageCores, "a mailbox reaches every core");
 
 // A port as every core sees it; written once at start, then read-only.
 struct PortInfo {
@@ -58,11 +60,9 @@ struct alignas(RTE_CACHE_LINE_SIZE) Lcore {
     const PortInfo* ports = nullptr;
     rte_mempool* pool = nullptr;
     uint64_t tsc_hz = 0;
-    // Inbound rings from every other core (mis-steered packets and ARP
-    // floods); outbound rings to each of them. Single producer, single
-    // consumer each.
-    std::array<rte_ring*, kMaxCores> from{};
-    std::array<rte_ring*, kMaxCores> to{};
+    // Its end of the message rings to and from every other core
+    // (messages.h): handed-over frames, ARP floods, session entries.
+    Mailbox messages;
     std::array<TxQueue, kMaxPorts> tx{};
     net::ArpTable arp;
     net::NetCounters counters;
@@ -112,6 +112,12 @@ bool tx_flush(Lcore& lc);
 // Handles one received frame. FROM_CORE is true for frames another core
 // handed over (they were counted there).
 void handle_frame(Lcore& lc, unsigned port, rte_mbuf* m, bool from_core);
+
+// Hands frame M, received on PORT, to core CORE as a message of KIND
+// (kPacket or kArp), which then handles it as if it had received it.
+// Counts handoffs_out, or handoff_full when CORE's ring is full (M freed:
+// one reference of it). Returns whether it went.
+bool hand_over(Lcore& lc, unsigned core, unsigned port, rte_mbuf* m, MessageKind kind);
 
 // One turn of LC's loop: every poller once. Returns whether any made
 // progress (and counts the iteration's cycles as busy if so).

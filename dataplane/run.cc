@@ -1,6 +1,7 @@
 // Start-up and shut-down of the dataplane: EAL, mempool, ports, rings
 // between cores, one Lcore context per core, the poll loops, and what the
-// log says about each.
+// log says about each. The TLS session exchanges travel on the cores'
+// message rings (messages.h) with the frames they hand over.
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -23,6 +24,7 @@
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
 #include "dataplane/lcore.h"
+#include "dataplane/messages.h"
 #include "dataplane/net/packet.h"
 #include "dataplane/proxy/health.h"
 #include "dataplane/proxy/proxy.h"
@@ -135,6 +137,10 @@ int run(const config::Config& cfg, const RunOptions& options) {
     for (const auto& srv : cfg.servers) {
         for (const auto& l : srv.listen) any_tls |= l.ssl;
     }
+    // The session exchanges' transports over the message rings: they
+    // outlive the per-core TLS, whose SSL_CTX_free still reports removed
+    // sessions (sent nowhere by then: the cores have stopped).
+    std::unique_ptr<ExchangeMessages> session_messages, upstream_messages;
     std::unique_ptr<tls::SharedTls> shared_tls;
     std::vector<std::unique_ptr<tls::CoreTls>> core_tls;
     // proxy_ssl: client contexts per core (in the core's OpenSSL library
@@ -158,6 +164,18 @@ int run(const config::Config& cfg, const RunOptions& options) {
                 return 1;
         }
         shared_tls = std::move(*sh);
+    }
+    // Both session exchanges on the message rings, each slot a message
+    // of its kind; made before the cores start.
+    std::vector<Mailbox*> mailboxes;
+    for (unsigned i = 0; i < n_cores; ++i) mailboxes.push_back(&lcores[i].messages);
+    if (shared_tls && shared_tls->exchange) {
+        session_messages = std::make_unique<ExchangeMessages>(*shared_tls->exchange, MessageKind::kSessionEntry,
+                                                              mailboxes.data(), n_cores);
+    }
+    if (shared_upstream_tls && shared_upstream_tls->exchange()) {
+        upstream_messages = std::make_unique<ExchangeMessages>(
+            *shared_upstream_tls->exchange(), MessageKind::kUpstreamSession, mailboxes.data(), n_cores);
     }
     for (unsigned i = 0; i < n_cores; ++i) {
         stacks.push_back(std::make_unique<tcp::Stack>(tp, pool, *rt.outputs[i], secret, ports[0].mac));

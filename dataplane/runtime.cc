@@ -1,5 +1,5 @@
 // Start-up shared by the programs on the dataplane: EAL, pool, ports,
-// per-core contexts and the rings between them.
+// per-core contexts and the message rings between them.
 #include "dataplane/runtime.h"
 
 #include <rte_cycles.h>
@@ -9,7 +9,6 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
-#include <rte_ring.h>
 
 #include <algorithm>
 #include <array>
@@ -227,6 +226,7 @@ Runtime::~Runtime() {
         rte_eth_dev_stop(p.port_id);
         rte_eth_dev_close(p.port_id);
     }
+    rings.free();
     if (eal_up_) rte_eal_cleanup();
 }
 
@@ -303,24 +303,21 @@ int Runtime::start(const config::DataplaneConfig& dp, const std::string& instanc
         lc.arp.set_timing({300 * lc.tsc_hz, lc.tsc_hz});
         ++idx;
     }
+    // Everything cores tell each other goes over these (messages.h).
+    const unsigned entries = MessageRings::entries_for(dp.mbufs, n_cores);
+    if (std::string why; n_cores > 1 && rings.create("tm_msg", n_cores, entries, why) != 0) {
+        log("%s", why.c_str());
+        return 1;
+    }
     for (unsigned i = 0; i < n_cores; ++i) {
-        for (unsigned j = 0; j < n_cores; ++j) {
-            if (i == j) continue;
-            const std::string name = "tm_ring_" + std::to_string(i) + "_" + std::to_string(j);
-            rte_ring* r = rte_ring_create(name.c_str(), 1024, static_cast<int>(rte_socket_id()),
-                                          RING_F_SP_ENQ | RING_F_SC_DEQ);
-            if (!r) {
-                log("cannot create ring %s: %s", name.c_str(), rte_strerror(rte_errno));
-                return 1;
-            }
-            lcores[i].to[j] = r;
-            lcores[j].from[i] = r;
-        }
+        rings.connect(lcores[i].messages, i);
+        lcores[i].messages.set_counters(&lcores[i].counters);
     }
     log("%u lcores (main %u), %u mbufs, %zu port%s; flows are owned by the core their %s "
-        "selects, others hand them over through %u rings",
+        "selects, others hand them over through %u message rings of %u",
         n_cores, rte_get_main_lcore(), dp.mbufs, ports.size(), ports.size() == 1 ? "" : "s",
-        FlowSteering::process().toeplitz() ? "NIC's Toeplitz hash" : "software hash", n_cores * (n_cores - 1));
+        FlowSteering::process().toeplitz() ? "NIC's Toeplitz hash" : "software hash", rings.count(),
+        n_cores > 1 ? entries : 0);
 
     for (unsigned i = 0; i < n_cores; ++i) outputs.push_back(std::make_unique<LcoreOutput>(lcores[i]));
     return 0;

@@ -1,6 +1,7 @@
 // What every program on the dataplane starts the same way: the EAL, the
-// packet-buffer pool, the ports, one Lcore context per core with the rings
-// between every pair, and the launch of the poll loops. terminusd runs the
+// packet-buffer pool, the ports, one Lcore context per core with the
+// message rings between every pair (messages.h), and the launch of the
+// poll loops. terminusd runs the
 // proxy on it; terminus-loadgen its client and backend.
 #pragma once
 
@@ -14,6 +15,7 @@
 #include "config/config.h"
 #include "dataplane/flow.h"
 #include "dataplane/lcore.h"
+#include "dataplane/messages.h"
 
 namespace terminus::dataplane {
 
@@ -23,7 +25,7 @@ __attribute__((format(printf, 2, 3))) void log_as(const char* program, const cha
 class Runtime {
   public:
     explicit Runtime(const char* program) : program_(program) {}
-    ~Runtime();  // stops and closes the ports, then the EAL
+    ~Runtime();  // stops and closes the ports, frees the rings, then the EAL
     Runtime(const Runtime&) = delete;
     Runtime& operator=(const Runtime&) = delete;
 
@@ -38,7 +40,8 @@ class Runtime {
     unsigned n_cores = 0;
     rte_mempool* pool = nullptr;
     std::vector<PortInfo> ports;
-    std::unique_ptr<Lcore[]> lcores;
+    std::unique_ptr<Lcore[]> lcores;  // each connected to the rings
+    MessageRings rings;
     std::vector<std::unique_ptr<LcoreOutput>> outputs;  // each core's frames
 
   private:

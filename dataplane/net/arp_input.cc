@@ -90,14 +90,9 @@ void arp_input(Lcore& lc, unsigned port, rte_mbuf* m, bool from_core) {
 
     // Flood to the other cores (read-only: one buffer, more references).
     for (unsigned c = 0; c < lc.n_cores; ++c) {
-        if (c == lc.index || !lc.to[c]) continue;
-        rte_mbuf_refcnt_update(m, 1);
-        if (rte_ring_sp_enqueue(lc.to[c], m) != 0) {
-            rte_mbuf_refcnt_update(m, -1);
-            ++lc.counters.handoff_full;
-        } else {
-            ++lc.counters.handoffs_out;
-        }
+        if (c == lc.index) continue;
+        rte_mbuf_refcnt_update(m, 1);  // a full ring frees just this reference
+        hand_over(lc, c, port, m, MessageKind::kArp);
     }
 
     if (op != RTE_ARP_OP_REQUEST || tip != p.ip) {

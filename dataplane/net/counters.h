@@ -17,6 +17,11 @@ namespace terminus::dataplane::net {
     X(handoffs_in, "frames handed over by another core")                          \
     X(handoffs_out, "frames handed to another core")                              \
     X(handoff_full, "frames dropped because a core-to-core ring was full")        \
+    X(ring_full_packet, "frames for their flow's owner dropped: its ring was full") \
+    X(ring_full_arp, "ARP frames not flooded to a core: its ring was full")     \
+    X(ring_full_session_entry, "session-cache entries not sent to a core: its ring was full") \
+    X(ring_full_upstream_session, "upstream sessions not sent to a core: its ring was full") \
+    X(ring_full_config_generation, "configuration generations not sent to a core: its ring was full") \
     X(eth_bad, "frames too short for Ethernet")                                   \
     X(eth_unknown_type, "frames of an EtherType other than IPv4 and ARP")         \
     X(eth_not_for_us, "frames for another MAC address")                           \

@@ -87,13 +87,10 @@ void icmp_input(Lcore& lc, unsigned port, rte_mbuf* m, unsigned ihl) {
                 const tcp::FourTuple t{p.ip, rte_be_to_cpu_32(qip->dst_addr), rte_be_to_cpu_16(ports[0]),
                                        rte_be_to_cpu_16(ports[1])};
                 const unsigned owner = flow_owner(t, lc.n_cores);
-                if (owner != lc.index && lc.to[owner]) {
+                if (owner != lc.index) {
                     // The owner sees the whole message again (from_core).
-                    if (rte_ring_sp_enqueue(lc.to[owner], m) == 0) {
-                        ++lc.counters.handoffs_out;
-                        return;
-                    }
-                    ++lc.counters.handoff_full;
+                    hand_over(lc, owner, port, m, MessageKind::kPacket);  // freed if its ring is full
+                    return;
                 } else if (lc.tcp) {
                     ++lc.counters.icmp_frag_needed;
                     const uint16_t mtu = rte_be_to_cpu_16(icmp->icmp_seq_nb);

@@ -65,8 +65,7 @@ void ipv4_input(Lcore& lc, unsigned port, rte_mbuf* m, bool from_core) {
                                    rte_be_to_cpu_16(ports[0])};
             const unsigned owner = flow_owner(t, lc.n_cores);
             if (owner != lc.index) {
-                if (rte_ring_sp_enqueue(lc.to[owner], m) != 0) return drop(lc.counters.handoff_full);
-                ++lc.counters.handoffs_out;
+                hand_over(lc, owner, port, m, MessageKind::kPacket);  // counted either way
                 return;
             }
             ++lc.counters.tcp_segments;
