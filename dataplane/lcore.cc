@@ -204,10 +204,14 @@ bool add_poller(Lcore& lc, const Poller& p) {
 
 void add_default_pollers(Lcore& lc) {
     using S = Poller::Stage;
-    add_poller(lc, {"rx", poll_rx, nullptr, S::kInput});
     lc.messages.on(MessageKind::kPacket, {deliver_frames, free_frame, &lc});
     lc.messages.on(MessageKind::kArp, {deliver_frames, free_frame, &lc});
+    // Rings before rx: a frame another core handed over arrived before
+    // what this core's queue holds now, and a flow whose packets come both
+    // ways (a TAP's queue choice moves to where we send from) stays in
+    // order -- PAWS and the out-of-order queue would pay for it.
     if (lc.n_cores > 1) add_poller(lc, {"rings", poll_rings, nullptr, S::kInput});
+    add_poller(lc, {"rx", poll_rx, nullptr, S::kInput});
     if (lc.tcp) add_poller(lc, {"timers", poll_timers, nullptr, S::kInput});
     lc.now_tsc = rte_rdtsc();
     lc.next_housekeeping = lc.now_tsc + lc.tsc_hz / 10;

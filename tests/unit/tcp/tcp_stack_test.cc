@@ -253,6 +253,17 @@ TEST_F(TcpPacket, ABurstWakesTheHandlerAndAcksOnce) {
     out.clear();
 }
 
+TEST_F(TcpPacket, DataAndFinInABurstAreAckedAtItsEnd) {
+    const uint32_t iss = handshake();
+    out.clear();
+    stack->begin_burst();
+    stack->input(craft(1001, iss + 1, kAck | kPsh | kFin, 65535, "bye"), kIhl, 200'000);
+    stack->end_burst(200'000);
+    EXPECT_EQ(rec.received, "bye");
+    ASSERT_EQ(out.frames.size(), 1u);
+    EXPECT_EQ(out.seg(0).ack, 1005u);  // the data and the FIN, at once
+}
+
 TEST_F(TcpPacket, DelayedAckFiresAfterItsTimer) {
     const uint32_t iss = handshake();
     stack->input(craft(1001, iss + 1, kAck, 65535, "x"), kIhl, 0);
