@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "dataplane/flow.h"
+#include "dataplane/proxy/access.h"
 #include "dataplane/proxy/proxy_protocol.h"
 
 namespace terminus::dataplane::proxy {
@@ -205,6 +206,20 @@ tcp::Handler* PortListener::accept(tcp::Connection& c) {
     return s;
 }
 
+bool Proxy::check_access(Session& s) {
+    const auto& rules = s.listener->server.settings.access_rules;
+    if (rules.empty()) return true;
+    tcp::Connection& c = *s.client.conn;
+    // A trusted PROXY header's source is the client (set_real_ip_from).
+    const bool real = s.has_proxy_header && !s.listener->server.settings.set_real_ip_from.empty();
+    if (access_allowed(rules, real ? s.pp_src_ip : c.tuple.remote_ip)) return true;
+    // nginx finalizes the session: the connection is closed, nothing sent.
+    ++counters_.access_denied;
+    stack_.skip(c, UINT32_MAX, now_us_);
+    stack_.close(c, now_us_);
+    return false;
+}
+
 void Proxy::begin_client(Session& s) {
     tcp::Connection& c = *s.client.conn;
     const config::Server& server = s.listener->server;
@@ -281,6 +296,7 @@ void Proxy::read_proxy_header(Session& s) {
         format_ipv4(s.pp_dst_text, h.dst.ip4);
     }
     stack_.skip(c, h.length, now_us_);
+    if (!check_access(s)) return;
     begin_client(s);
     // What followed the header in the same segments goes on now.
     if (!s.in_use || !s.client.conn) return;
@@ -830,6 +846,8 @@ void Proxy::finish_if_done(Session& s) {
 void Session::on_established(tcp::Connection& c) {
     Proxy& p = *proxy;
     if (&c == client.conn) {
+        // The access phase; with a PROXY header it comes once that is read.
+        if (stage != Stage::kProxyHeader && !p.check_access(*this)) return;
         switch (stage) {
             case Stage::kProxyHeader:
             case Stage::kPreread:

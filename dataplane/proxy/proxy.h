@@ -24,6 +24,7 @@ namespace terminus::dataplane::proxy {
 
 #define TERMINUS_PROXY_COUNTERS(X)                                              \
     X(accepts, "client connections accepted")                                   \
+    X(access_denied, "client connections closed by a deny rule (allow/deny)")    \
     X(sessions_refused, "client connections refused: no free session")          \
     X(upstream_connects, "connections opened to upstream servers")              \
     X(upstream_failures, "upstream connections refused or timed out")           \
@@ -195,6 +196,8 @@ class Proxy final : public Application {
     Session* alloc_session();
     void free_session(Session& s);
     // The client side's first stage once any PROXY header is read.
+    // allow/deny on the client's address; false: denied, and closed.
+    bool check_access(Session& s);
     void begin_client(Session& s);
     void read_proxy_header(Session& s);
     void preread(Session& s);

@@ -89,6 +89,9 @@ stream {
     upstream named { server backend.lab.test:9002; }
     server { listen 92; proxy_pass named; }
     server { listen 93; proxy_pass backend.lab.test:9001; }
+    # allow/deny: the first matching rule decides (the client is 198.18.0.1).
+    server { listen 94; deny 198.18.0.1; allow all; proxy_pass echo; }
+    server { listen 95; allow 198.18.0.0/24; deny all; proxy_pass echo; }
 }
 CONF
 # Not through in_ns: $! must be terminusd itself, not a subshell.
@@ -98,7 +101,7 @@ if ! wait_for 30 grep -q "terminusd: running" "$work/log"; then
     not_ok "terminusd starts" "$(cat "$work/log")"
     echo "1..$n"; exit 1
 fi
-ok "terminusd starts with fourteen proxied servers"
+ok "terminusd starts with sixteen proxied servers"
 grep -q "SIGTERM drains established sessions for 8 s (shutdown_timeout)" "$work/log" &&
     ok "shutdown_timeout sets the drain time" || not_ok "shutdown_timeout sets the drain time" "$(cat "$work/log")"
 ip -n "$ns" addr add 198.18.0.1/24 dev "$iface"
@@ -156,6 +159,25 @@ else
     not_ok "so_keepalive probes an idle client (got '$out', $probes probes)"
 fi
 check "proxy_connect_timeout moves on from a silent upstream" client echo 198.18.0.2 85 2 1000 1
+
+# allow/deny, as nginx's access module: a denied client is closed before
+# anything is proxied; the others are served.
+denied=$(in_ns timeout 10 python3 -c '
+import socket
+s = socket.create_connection(("198.18.0.2", 94), timeout=5)
+try:
+    s.sendall(b"hello")
+    print("closed" if s.recv(100) == b"" else "served")
+except ConnectionResetError:
+    print("closed")
+' 2>&1)
+[ "$denied" = closed ] && ok "deny 198.18.0.1 closes that client's connection unserved" ||
+    not_ok "deny 198.18.0.1 closes that client's connection unserved" "$denied"
+check "allow 198.18.0.0/24 before deny all serves the client" client echo 198.18.0.2 95 2 10000 1
+access=$("$(dirname "$terminusd")/../mgmt/terminusctl" stats --name "px$id" --json |
+         python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["proxy"]["access_denied"]["total"])')
+[ "${access:-0}" -eq 1 ] && ok "access_denied counts the one denied connection" ||
+    not_ok "access_denied counts the one denied connection (got ${access:-none})"
 
 # 1% random loss on frames from terminusd into the namespace.
 in_ns nft add table netdev tmloss
