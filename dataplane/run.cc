@@ -70,8 +70,8 @@ constexpr std::string_view kImplemented[] = {
     "proxy_ssl_protocols", "proxy_ssl_ciphers", "proxy_ssl_conf_command", "proxy_ssl_verify",
     "proxy_ssl_verify_depth", "proxy_ssl_trusted_certificate", "proxy_ssl_crl", "proxy_ssl_server_name",
     "proxy_ssl_name", "proxy_ssl_session_reuse", "proxy_ssl_alpn",
-    // Access rules (proxy/access.h).
-    "allow", "deny"};
+    // Access rules (proxy/access.h), and return instead of proxy_pass.
+    "allow", "deny", "return"};
 
 // How long SIGTERM lets established sessions finish before resetting
 // them (dataplane { shutdown_timeout }), set before the lcores start.

@@ -98,7 +98,15 @@ void Proxy::start() {
                 }
                 break;
             case config::ProxyPass::Kind::kNone:
-                continue;
+                if (!srv.return_value) continue;
+                if (auto e = Expression::compile(*srv.return_value, maps_.get())) {
+                    l->ret.emplace(std::move(*e));
+                } else {
+                    std::fprintf(stderr, "terminusd: core %u: return %s: %s\n", core_,
+                                 srv.return_value->c_str(), e.error().c_str());
+                    continue;
+                }
+                break;
         }
         l->passthrough = srv.settings.ssl_preread;
         preread_cap_ = std::max<uint32_t>(preread_cap_, static_cast<uint32_t>(std::min<uint64_t>(
@@ -446,7 +454,30 @@ FlowKey flow_key(const Session& s) {
 }
 }  // namespace
 
+void Proxy::serve_return(Session& s) {
+    // nginx's return module: the value (with its variables), then the
+    // session ends; over TLS, the value and a close_notify.
+    char buf[8192];
+    const size_t n = s.listener->ret->evaluate(s.vars(), buf, sizeof buf);
+    tcp::Connection& c = *s.client.conn;
+    ++counters_.returns;
+    if (TlsServerTransport* t = s.client_tls()) {
+        t->endpoint.write(buf, static_cast<uint32_t>(n));
+        t->endpoint.shutdown();
+    } else {
+        stack_.write(c, buf, static_cast<uint32_t>(n), now_us_);
+    }
+    // What the client sent is not read (nginx does not either); the FIN
+    // follows the value.
+    stack_.skip(c, UINT32_MAX, now_us_);
+    stack_.close(c, now_us_);
+}
+
 void Proxy::connect_upstream(Session& s) {
+    if (s.listener->ret) {
+        serve_return(s);
+        return;
+    }
     const config::ServerSettings& st = s.listener->server.settings;
     if (!s.balancer && !route(s)) {
         ++counters_.no_route;

@@ -25,6 +25,7 @@ namespace terminus::dataplane::proxy {
 #define TERMINUS_PROXY_COUNTERS(X)                                              \
     X(accepts, "client connections accepted")                                   \
     X(access_denied, "client connections closed by a deny rule (allow/deny)")    \
+    X(returns, "sessions answered by return instead of an upstream")            \
     X(sessions_refused, "client connections refused: no free session")          \
     X(upstream_connects, "connections opened to upstream servers")              \
     X(upstream_failures, "upstream connections refused or timed out")           \
@@ -69,6 +70,8 @@ class ServerListener {
     Balancer* fixed = nullptr;
     std::unique_ptr<Balancer> own;  // proxy_pass ADDRESS:PORT
     std::optional<Expression> target;
+    // "return VALUE": the value sent to the client instead of proxying.
+    std::optional<Expression> ret;
     // Passes TLS through undecrypted: "ssl_preread on" (on an ssl listen:
     // the names this server holds are not terminated).
     bool passthrough = false;
@@ -198,6 +201,8 @@ class Proxy final : public Application {
     // The client side's first stage once any PROXY header is read.
     // allow/deny on the client's address; false: denied, and closed.
     bool check_access(Session& s);
+    // The content phase of a server with "return": the value, then close.
+    void serve_return(Session& s);
     void begin_client(Session& s);
     void read_proxy_header(Session& s);
     void preread(Session& s);

@@ -92,6 +92,8 @@ stream {
     # allow/deny: the first matching rule decides (the client is 198.18.0.1).
     server { listen 94; deny 198.18.0.1; allow all; proxy_pass echo; }
     server { listen 95; allow 198.18.0.0/24; deny all; proxy_pass echo; }
+    # return instead of proxy_pass, with variables.
+    server { listen 96; return "hello \$remote_addr:\$server_port\n"; }
 }
 CONF
 # Not through in_ns: $! must be terminusd itself, not a subshell.
@@ -101,7 +103,7 @@ if ! wait_for 30 grep -q "terminusd: running" "$work/log"; then
     not_ok "terminusd starts" "$(cat "$work/log")"
     echo "1..$n"; exit 1
 fi
-ok "terminusd starts with sixteen proxied servers"
+ok "terminusd starts with sixteen proxied servers and one return"
 grep -q "SIGTERM drains established sessions for 8 s (shutdown_timeout)" "$work/log" &&
     ok "shutdown_timeout sets the drain time" || not_ok "shutdown_timeout sets the drain time" "$(cat "$work/log")"
 ip -n "$ns" addr add 198.18.0.1/24 dev "$iface"
@@ -178,6 +180,21 @@ access=$("$(dirname "$terminusd")/../mgmt/terminusctl" stats --name "px$id" --js
          python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["proxy"]["access_denied"]["total"])')
 [ "${access:-0}" -eq 1 ] && ok "access_denied counts the one denied connection" ||
     not_ok "access_denied counts the one denied connection (got ${access:-none})"
+
+# return: the value with its variables, then the connection closes.
+got=$(in_ns timeout 10 python3 -c '
+import socket
+s = socket.create_connection(("198.18.0.2", 96), timeout=5)
+data = b""
+while True:
+    d = s.recv(100)
+    if not d:
+        break
+    data += d
+print(repr(data))
+' 2>&1)
+[ "$got" = "b'hello 198.18.0.1:96\\n'" ] && ok "return sends its value with variables and closes" ||
+    not_ok "return sends its value with variables and closes" "$got"
 
 # 1% random loss on frames from terminusd into the namespace.
 in_ns nft add table netdev tmloss
