@@ -6,6 +6,10 @@
       half-closes, and must read back the same bytes (SHA-256 compared).
   lab_client.py refused ADDR PORT
       the connection must be closed (reset or EOF) within 5 s.
+  lab_client.py read ADDR PORT EXPECTED [SNI CAFILE]
+      reads until the server closes (over TLS to SNI, verified with
+      CAFILE, when given: a close_notify is required) and must get the
+      bytes EXPECTED (Python escapes, e.g. 'hi\\n').
 Prints one line of results; exits 1 on any failure."""
 import hashlib
 import os
@@ -125,6 +129,23 @@ def main():
         took = time.time() - start
         print("%s after %.2fs" % (how, took))
         sys.exit(0 if how == "closed with a FIN" and lo <= took <= hi else 1)
+    if mode == "read":
+        addr, port = sys.argv[2], int(sys.argv[3])
+        want = sys.argv[4].encode().decode("unicode_escape").encode("latin-1")
+        s = socket.create_connection((addr, port), timeout=5)
+        if len(sys.argv) > 6:
+            import ssl
+            ctx = ssl.create_default_context(cafile=sys.argv[6])
+            s = ctx.wrap_socket(s, server_hostname=sys.argv[5])
+        data = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+        print(repr(data))
+        sys.exit(0 if data == want else 1)
+
     if mode == "refused":
         addr, port = sys.argv[2], int(sys.argv[3])
         start = time.time()
