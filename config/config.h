@@ -46,6 +46,11 @@ struct Diagnostic {
 struct Ipv4Prefix {
     uint32_t addr = 0;
     uint8_t len = 32;
+    // IP (host byte order) is inside the prefix; len 0 holds every address.
+    bool contains(uint32_t ip) const {
+        const uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
+        return (ip & mask) == (addr & mask);
+    }
 };
 
 std::string ipv4_to_string(uint32_t host_order_addr);

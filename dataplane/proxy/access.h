@@ -16,8 +16,7 @@ namespace terminus::dataplane::proxy {
 // CLIENT in host byte order.
 inline bool access_allowed(const std::vector<config::AccessRule>& rules, uint32_t client) {
     for (const auto& r : rules) {
-        const uint32_t mask = r.prefix.len == 0 ? 0 : ~uint32_t{0} << (32 - r.prefix.len);
-        if ((client & mask) == (r.prefix.addr & mask)) return r.allow;
+        if (r.prefix.contains(client)) return r.allow;
     }
     return true;
 }

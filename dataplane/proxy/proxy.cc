@@ -256,8 +256,7 @@ void Proxy::begin_client(Session& s) {
 namespace {
 bool in_prefixes(const std::vector<config::Ipv4Prefix>& list, uint32_t ip) {
     for (const auto& p : list) {
-        const uint32_t mask = p.len == 0 ? 0 : ~uint32_t{0} << (32 - p.len);
-        if ((ip & mask) == p.addr) return true;
+        if (p.contains(ip)) return true;
     }
     return false;
 }

@@ -151,14 +151,14 @@ struct Connection {
     int16_t listener = -1;  // while in SYN-RECEIVED: whose backlog it counts in
     uint32_t last_ack_sent = 0;  // RFC 7323 4.3
 
-    // RFC 9293 3.3.1 send sequence variables. SND.NXT only moves forward
-    // (it is always SND.MAX, the highest sequence number sent, kept under
-    // both names): a retransmission timeout does not rewind it but resends
+    // RFC 9293 3.3.1 send sequence variables. SND.NXT only moves forward,
+    // so it is also the highest sequence number sent (what BSD calls
+    // SND.MAX): a retransmission timeout does not rewind it but resends
     // from RTX_NXT, as Linux keeps snd_nxt and retransmits from its queue.
     // Bare ACKs carry it, or the end of the peer's window when that closed
     // below it (acceptable_seq): a sequence number the peer accepts whether
     // it already holds the resent bytes or dropped them.
-    uint32_t iss = 0, snd_una = 0, snd_nxt = 0, snd_max = 0;
+    uint32_t iss = 0, snd_una = 0, snd_nxt = 0;
     uint32_t snd_wnd = 0, snd_wl1 = 0, snd_wl2 = 0;
     uint8_t snd_wscale = 0;
     uint16_t snd_mss = 536;  // what the peer accepts (RFC 9293 3.7.1 default)

@@ -83,7 +83,7 @@ Connection* Stack::open(const FourTuple& t, std::optional<uint32_t> iss, uint64_
     Connection* c = create(t, now_us);
     if (!c) return nullptr;
     if (iss) c->iss = *iss;
-    c->snd_una = c->snd_nxt = c->snd_max = c->iss;
+    c->snd_una = c->snd_nxt = c->iss;
     c->recover = c->rtx_nxt = c->high_rxt = c->iss;
     return c;
 }
@@ -132,7 +132,7 @@ void Stack::on_listen(const Segment& s, rte_mbuf* m, uint64_t now_us, std::optio
             return;
         }
         ++counters_.syn_cookies_ok;
-        c->snd_una = c->snd_nxt = c->snd_max = s.ack;
+        c->snd_una = c->snd_nxt = s.ack;
         c->irs = s.seq - 1;
         c->rcv_nxt = s.seq;
         c->snd_mss = std::min(cookie->mss, params_.mss);
@@ -418,7 +418,7 @@ void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64
             }
         }
     } else {
-        if (seq_gt(s.ack, c.snd_max)) {
+        if (seq_gt(s.ack, c.snd_nxt)) {
             // It acknowledges something not yet sent.
             ++counters_.bad_ack;
             send_ack(c, now_us);
@@ -587,8 +587,8 @@ void Stack::process_ack_fields(Connection& c, const Segment& s, uint64_t now_us)
     const uint32_t old_wnd = c.snd_wnd;
     // RFC 6675 5 (A): the scoreboard learns what the peer holds.
     uint32_t newly_sacked = 0;
-    if (c.sack_ok && s.options.n_sack > 0 && c.snd_max != c.snd_una) {
-        newly_sacked = c.sacked.update(s.options.sack, s.options.n_sack, seq_max(ack, c.snd_una), c.snd_max);
+    if (c.sack_ok && s.options.n_sack > 0 && c.snd_nxt != c.snd_una) {
+        newly_sacked = c.sacked.update(s.options.sack, s.options.n_sack, seq_max(ack, c.snd_una), c.snd_nxt);
     }
     // Window update (RFC 9293 3.10.7.4, SND.WL1/WL2).
     if (seq_lt(c.snd_wl1, s.seq) || (c.snd_wl1 == s.seq && seq_leq(c.snd_wl2, ack))) {
@@ -610,7 +610,7 @@ void Stack::process_ack_fields(Connection& c, const Segment& s, uint64_t now_us)
         if (c.rto_recovery) {
             // The peer holds everything below ACK: resending goes on above it.
             c.rtx_nxt = seq_max(c.rtx_nxt, ack);
-            if (!seq_lt(c.rtx_nxt, c.snd_max)) c.rto_recovery = false;
+            if (!seq_lt(c.rtx_nxt, c.snd_nxt)) c.rto_recovery = false;
         }
         // RTT: timestamps give a sample per ACK (RFC 7323 4.1), otherwise
         // the one timed segment, never a retransmitted one (Karn).
@@ -640,7 +640,7 @@ void Stack::process_ack_fields(Connection& c, const Segment& s, uint64_t now_us)
         }
         c.dupacks = 0;
         if (c.tlp_out && seq_geq(ack, c.tlp_high)) c.tlp_out = false;  // the tail is through
-        if (c.snd_una == c.snd_max) {
+        if (c.snd_una == c.snd_nxt) {
             disarm(c, TcpTimer::kRetransmit);
             c.tlp_armed = false;
         } else {
@@ -672,7 +672,7 @@ void Stack::process_ack_fields(Connection& c, const Segment& s, uint64_t now_us)
     // A duplicate ACK: nothing new, no data, same window, data outstanding
     // (RFC 5681 2) -- or, with SACK, one that reports new data held (RFC
     // 6675 2).
-    if (ack == c.snd_una && c.snd_max != c.snd_una && !(s.flags & (kSyn | kFin)) &&
+    if (ack == c.snd_una && c.snd_nxt != c.snd_una && !(s.flags & (kSyn | kFin)) &&
         ((s.payload_len == 0 && c.snd_wnd == old_wnd) || newly_sacked > 0)) {
         ++c.dupacks;
         // RFC 6582 3.2 step 2: not again for losses of one window; RFC
@@ -703,8 +703,8 @@ void Stack::process_ack_fields(Connection& c, const Segment& s, uint64_t now_us)
 void Stack::enter_recovery(Connection& c, uint64_t now_us) {
     c.in_recovery = true;
     if (c.tlp_armed) arm_retransmit(c);  // no probes in recovery: the RTO stands
-    c.recover = c.snd_max;
-    c.congestion().on_loss(c.snd_max - c.snd_una, now_us);
+    c.recover = c.snd_nxt;
+    c.congestion().on_loss(c.snd_nxt - c.snd_una, now_us);
     ++counters_.fast_retransmits;
     if (c.sacked.empty()) {
         retransmit_first(c, now_us);  // RFC 6582 3.2 step 3

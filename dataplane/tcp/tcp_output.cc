@@ -104,7 +104,6 @@ void Stack::send_syn(Connection& c, bool ack, uint64_t now_us) {
         const bool scale = ack ? c.ws_ok : params_.window_scaling;
         c.rcv_wscale = scale ? window_shift_for(params_.rcv_buf) : 0;
         c.snd_nxt = c.iss + 1;
-        c.snd_max = c.snd_nxt;
     }
     rte_mbuf* m = make(c, c.iss, static_cast<uint8_t>(kSyn | (ack ? kAck : 0)), nullptr, 0, now_us, true);
     if (!c.rtt_timing && c.retries == 0) {
@@ -185,7 +184,7 @@ bool Stack::send_new(Connection& c, uint32_t wnd, uint64_t now_us) {
         ++counters_.no_memory;
         return false;
     }
-    if (!c.rtt_timing && seq_geq(c.snd_nxt, c.snd_max)) {
+    if (!c.rtt_timing) {
         c.rtt_timing = true;
         c.rtt_seq = c.snd_nxt;
         c.rtt_start_us = now_us;
@@ -196,7 +195,6 @@ bool Stack::send_new(Connection& c, uint32_t wnd, uint64_t now_us) {
     }
     if (c.in_recovery && len) rack_log(c, c.snd_nxt, c.snd_nxt + len, false);
     c.snd_nxt += len + (fin_now ? 1 : 0);
-    if (seq_gt(c.snd_nxt, c.snd_max)) c.snd_max = c.snd_nxt;
     emit(&c, m, c.tuple.remote_ip);
     // RFC 6298 5.1: the RTO starts if it is not running; a PTO restarts
     // with every new segment (RFC 8985 7.2), so it counts from the tail.
@@ -214,7 +212,7 @@ void Stack::arm_retransmit(Connection& c) {
     if (c.sack_ok && open && !c.in_recovery && !c.rto_recovery && !c.tlp_out && c.rtt.has_sample()) {
         uint64_t pto = 2 * c.rtt.srtt_us();
         // One segment in flight: the peer may delay its ACK (WCDelAckT).
-        if (c.snd_max - c.snd_una <= payload_limit(c)) pto += params_.delayed_ack_us + 10'000;
+        if (c.snd_nxt - c.snd_una <= payload_limit(c)) pto += params_.delayed_ack_us + 10'000;
         pto = std::max<uint64_t>(pto, 10'000);
         if (pto < c.rtt.rto_us()) {
             c.tlp_armed = true;
@@ -233,12 +231,12 @@ void Stack::send_probe(Connection& c, uint64_t now_us) {
     const uint32_t in_flight = c.snd_nxt - c.snd_una;
     if (!send_new(c, std::min(c.snd_wnd, in_flight + payload_limit(c)), now_us)) {
         // Else the last segment again (with the FIN when it is last).
-        const uint32_t end = c.fin_sent ? c.fin_seq : c.snd_max;
+        const uint32_t end = c.fin_sent ? c.fin_seq : c.snd_nxt;
         const uint32_t len = std::min<uint32_t>(payload_limit(c), end - c.snd_una);
         resend(c, end - len, len, now_us);
     }
     // The probe's last data byte + 1: what a SACK of it reaches.
-    c.tlp_high = c.fin_sent ? c.fin_seq : c.snd_max;
+    c.tlp_high = c.fin_sent ? c.fin_seq : c.snd_nxt;
 }
 
 bool Stack::send_data(Connection& c, uint64_t now_us) {
@@ -276,7 +274,7 @@ bool Stack::sack_transmit(Connection& c, uint64_t now_us) {
     // Each round sends one segment or stops; the bound keeps one ACK's
     // work finite whatever the scoreboard says.
     for (unsigned round = 0; round < 64; ++round) {
-        const uint32_t pipe = c.sacked.pipe(c.snd_una, c.snd_max, c.high_rxt, smss);
+        const uint32_t pipe = c.sacked.pipe(c.snd_una, c.snd_nxt, c.high_rxt, smss);
         if (pipe + smss > cwnd) break;
         uint32_t seq = 0, len = 0;
         // NextSeg() rule (1): a hole presumed lost.
@@ -319,14 +317,14 @@ bool Stack::rto_transmit(Connection& c, uint64_t now_us) {
     for (unsigned round = 0; round < 64; ++round) {
         if (seq_lt(c.rtx_nxt, c.snd_una)) c.rtx_nxt = c.snd_una;
         c.rtx_nxt = c.sacked.skip_sacked(c.rtx_nxt);
-        if (!seq_lt(c.rtx_nxt, end) || !seq_lt(c.rtx_nxt, c.snd_max)) {
+        if (!seq_lt(c.rtx_nxt, end) || !seq_lt(c.rtx_nxt, c.snd_nxt)) {
             c.rto_recovery = false;
             break;
         }
         // Resent and neither acknowledged nor SACKed since.
         const uint32_t out = c.rtx_nxt - c.snd_una -
                              (c.sacked.sacked_above(c.snd_una - 1) - c.sacked.sacked_above(c.rtx_nxt - 1));
-        const uint32_t data_end = seq_min(c.fin_sent ? c.fin_seq : end, c.snd_max);
+        const uint32_t data_end = seq_min(c.fin_sent ? c.fin_seq : end, c.snd_nxt);
         const uint32_t len = std::min(smss, data_end - c.rtx_nxt);
         if (out > 0 && (out + len > cwnd || out + len > c.snd_wnd)) break;
         if (!resend(c, c.rtx_nxt, len, now_us)) break;

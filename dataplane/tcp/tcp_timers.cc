@@ -93,9 +93,9 @@ void Stack::on_timer(Connection& c, TcpTimer t, uint64_t now_us) {
             }
             // RFC 5681 3.1 and RFC 6298 5.4-5.6: collapse the window, back
             // off, and resend from SND.UNA (go-back-N).
-            c.congestion().on_timeout(c.snd_max - c.snd_una, now_us);
+            c.congestion().on_timeout(c.snd_nxt - c.snd_una, now_us);
             c.in_recovery = false;
-            c.recover = c.snd_max;
+            c.recover = c.snd_nxt;
             c.dupacks = 0;
             // RFC 2018 8: after a timeout the SACKed bits are forgotten,
             // the receiver may have dropped what it reported.
