@@ -71,7 +71,10 @@ constexpr std::string_view kImplemented[] = {
     "proxy_ssl_verify_depth", "proxy_ssl_trusted_certificate", "proxy_ssl_crl", "proxy_ssl_server_name",
     "proxy_ssl_name", "proxy_ssl_session_reuse", "proxy_ssl_alpn",
     // Access rules (proxy/access.h), and return instead of proxy_pass.
-    "allow", "deny", "return"};
+    "allow", "deny", "return",
+    // mgmt {}: the control socket (terminusd) and the metrics endpoint
+    // (terminus-mgmtd, which reads the same file).
+    "mgmt", "control", "metrics", "ticket_key_rotation"};
 
 // How long SIGTERM lets established sessions finish before resetting
 // them (dataplane { shutdown_timeout }), set before the lcores start.
