@@ -14,6 +14,9 @@ struct RunOptions {
     // Names this instance: the EAL file prefix and the statistics segment
     // derive from it, so that several terminusd can run side by side.
     std::string instance = "default";
+    // The configuration file, read again by a reload (SIGHUP, terminusctl
+    // reload).
+    std::string config_path;
 };
 
 // Directives the dataplane does not implement yet, as "FILE:LINE:COL:
@@ -26,7 +29,8 @@ std::vector<config::Diagnostic> unsupported_directives(const config::Config& cfg
 std::vector<config::Diagnostic> resolve_hosts(config::Config& cfg);
 
 // Brings up the EAL, the ports and the lcores and polls until SIGTERM or
-// SIGINT. Returns the process exit status.
+// SIGINT; SIGHUP reloads OPTIONS.config_path (control.h). Returns the
+// process exit status.
 int run(const config::Config& cfg, const RunOptions& options);
 
 }  // namespace terminus::dataplane

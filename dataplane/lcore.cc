@@ -210,7 +210,8 @@ void add_default_pollers(Lcore& lc) {
     // what this core's queue holds now, and a flow whose packets come both
     // ways (a TAP's queue choice moves to where we send from) stays in
     // order -- PAWS and the out-of-order queue would pay for it.
-    if (lc.n_cores > 1) add_poller(lc, {"rings", poll_rings, nullptr, S::kInput});
+    // Always: the control thread's ring is one of them.
+    add_poller(lc, {"rings", poll_rings, nullptr, S::kInput});
     add_poller(lc, {"rx", poll_rx, nullptr, S::kInput});
     if (lc.tcp) add_poller(lc, {"timers", poll_timers, nullptr, S::kInput});
     lc.now_tsc = rte_rdtsc();
@@ -232,6 +233,8 @@ bool run_once(Lcore& lc) {
             work = true;
         }
     }
+    // Nothing of this iteration is held any more.
+    if (lc.qsbr) rte_rcu_qsbr_quiescent(lc.qsbr, lc.index);
     const uint64_t end = rte_rdtsc();
     ++lc.counters.loop_iterations;
     lc.counters.loop_cycles += end - start;
@@ -244,6 +247,16 @@ bool run_once(Lcore& lc) {
 
 int lcore_main(Lcore& lc, const std::atomic<bool>& stop, uint64_t drain_us,
                std::atomic<unsigned>& draining) {
+    struct Online {
+        rte_rcu_qsbr* v;
+        unsigned id;
+        Online(rte_rcu_qsbr* q, unsigned i) : v(q), id(i) {
+            if (v) rte_rcu_qsbr_thread_online(v, id);
+        }
+        ~Online() {
+            if (v) rte_rcu_qsbr_thread_offline(v, id);
+        }
+    } online(lc.qsbr, lc.index);
     while (!stop.load(std::memory_order_relaxed)) run_once(lc);
     if (!lc.app) {
         if (lc.stats) publish(lc, *lc.stats);

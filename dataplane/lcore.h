@@ -6,6 +6,7 @@
 #include <rte_ether.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
 #include <array>
@@ -74,6 +75,10 @@ struct alignas(RTE_CACHE_LINE_SIZE) Lcore {
     // Every upstream server's state, for the statistics (core 0 reports it).
     const proxy::SharedUpstreams* upstreams = nullptr;
     mgmt::StatsWriter* stats = nullptr;
+    // Where the core reports a quiescent state after each loop iteration
+    // (thread id: INDEX), so that the control thread knows when nothing
+    // it retired can still be in use here (generation.h); null: nobody asks.
+    rte_rcu_qsbr* qsbr = nullptr;
     // The loop: rx, rings and TCP timers first, then what the
     // application adds, then housekeeping and tx (add_default_pollers).
     std::array<Poller, kMaxPollers> pollers{};

@@ -28,7 +28,7 @@ void Mailbox::release(const Message& m) {
 
 bool Mailbox::send(unsigned to, const Message& m) {
     const auto k = static_cast<unsigned>(m.kind);
-    rte_ring* r = to < n_ ? to_[to] : nullptr;
+    rte_ring* r = to <= n_ ? to_[to] : nullptr;
     // rte_ring_sp_enqueue_elem: 0, or -ENOBUFS when the ring is full.
     if (r && rte_ring_sp_enqueue_elem(r, const_cast<Message*>(&m), sizeof(Message)) == 0) return true;
     if (counters_ && k < kMessageKinds) ++(counters_->*kFull[k]);
@@ -39,7 +39,7 @@ bool Mailbox::send(unsigned to, const Message& m) {
 unsigned Mailbox::poll() {
     unsigned total = 0;
     Message burst[kMessageBurst];
-    for (unsigned c = 0; c < n_; ++c) {
+    for (unsigned c = 0; c <= n_; ++c) {
         rte_ring* r = from_[c];
         if (!r) continue;
         const unsigned n = rte_ring_sc_dequeue_burst_elem(r, burst, sizeof(Message), kMessageBurst, nullptr);
@@ -77,18 +77,23 @@ int MessageRings::create(const std::string& prefix, unsigned n_cores, unsigned e
         return -1;
     }
     n_ = n_cores;
-    for (unsigned i = 0; i < n_; ++i) {
-        for (unsigned j = 0; j < n_; ++j) {
+    // Party n_ is the control thread: its rings are small (a generation
+    // and its acknowledgements at a time).
+    for (unsigned i = 0; i <= n_; ++i) {
+        for (unsigned j = 0; j <= n_; ++j) {
             if (i == j) continue;
-            const std::string name = prefix + "_" + std::to_string(i) + "_" + std::to_string(j);
-            rte_ring* r = rte_ring_create_elem(name.c_str(), sizeof(Message), entries,
+            const bool control = i == n_ || j == n_;
+            const std::string name = prefix + "_" + (i == n_ ? "c" : std::to_string(i)) + "_" +
+                                     (j == n_ ? "c" : std::to_string(j));
+            const unsigned count = control ? kControlEntries : entries;
+            rte_ring* r = rte_ring_create_elem(name.c_str(), sizeof(Message), count,
                                                static_cast<int>(rte_socket_id()), RING_F_SP_ENQ | RING_F_SC_DEQ);
             if (!r) {
-                why = "cannot create ring " + name + " of " + std::to_string(entries) +
+                why = "cannot create ring " + name + " of " + std::to_string(count) +
                       " messages: " + rte_strerror(rte_errno);
                 return -1;
             }
-            rings_[i * n_ + j] = r;
+            rings_[i * kParties + j] = r;
         }
     }
     return 0;
@@ -97,9 +102,9 @@ int MessageRings::create(const std::string& prefix, unsigned n_cores, unsigned e
 void MessageRings::connect(Mailbox& mb, unsigned self) const {
     mb.self_ = self;
     mb.n_ = n_;
-    for (unsigned c = 0; c < n_; ++c) {
-        mb.to_[c] = c == self ? nullptr : rings_[self * n_ + c];
-        mb.from_[c] = c == self ? nullptr : rings_[c * n_ + self];
+    for (unsigned c = 0; c <= n_; ++c) {
+        mb.to_[c] = c == self ? nullptr : rings_[self * kParties + c];
+        mb.from_[c] = c == self ? nullptr : rings_[c * kParties + self];
     }
 }
 

@@ -10,9 +10,15 @@
 //                    per core; arg: port)
 //   kSessionEntry    a change of "ssl_session_cache shared" (tls::ExchangeSlot)
 //   kUpstreamSession an upstream session of proxy_ssl_session_reuse (the same)
-//   kConfigGeneration reserved for issue #12: a new configuration generation
-//                    handed to every core (a pointer to it, arg: its number);
-//                    nothing sends it yet.
+//   kConfigGeneration a configuration generation for the core to install
+//                    (control -> core: a pointer to it, arg: its number)
+//   kGenerationAck   what a core did with one (core -> control: the same
+//                    pointer, arg: its number, reserved[0]: kInstalled or
+//                    kReleased)
+//
+// Besides the cores there is one more party, the control thread (the
+// configuration's, not an lcore): one ring from it to each core and one
+// back, of kControlEntries messages, made whatever the number of cores.
 //
 // A full ring never blocks: the message is counted (ring_full_<kind>) and
 // its resource given back by the kind's release function (the mbuf freed,
@@ -38,7 +44,8 @@ constexpr unsigned kMessageBurst = 32;
     X(kArp, arp)                                \
     X(kSessionEntry, session_entry)             \
     X(kUpstreamSession, upstream_session)       \
-    X(kConfigGeneration, config_generation)
+    X(kConfigGeneration, config_generation)     \
+    X(kGenerationAck, generation_ack)
 
 enum class MessageKind : uint8_t {
 #define TERMINUS_X(id, name) id,
@@ -57,6 +64,11 @@ struct Message {
     void* ptr = nullptr;
 };
 static_assert(sizeof(Message) == 16, "a message is 16 bytes");
+
+// kGenerationAck's reserved[0].
+constexpr uint8_t kInstalled = 0;  // new connections get it from now on
+constexpr uint8_t kReleased = 1;   // retired, and its last session ended
+constexpr unsigned kControlEntries = 64;
 
 // What a core does with a kind. DELIVER gets a run of consecutive messages
 // of the kind, in the order they were sent, on core SELF; it owns them.
@@ -86,16 +98,18 @@ class Mailbox {
 
     unsigned self() const { return self_; }
     unsigned cores() const { return n_; }
+    // The control thread's index in send(): one past the last core.
+    unsigned control() const { return n_; }
 
   private:
     friend class MessageRings;
     void release(const Message& m);
 
     unsigned self_ = 0;
-    unsigned n_ = 1;
+    unsigned n_ = 1;  // cores; the control thread is party N_
     net::NetCounters* counters_ = nullptr;
-    std::array<rte_ring*, kMaxMessageCores> to_{};    // to_[c]: this core -> c
-    std::array<rte_ring*, kMaxMessageCores> from_{};  // from_[c]: c -> this core
+    std::array<rte_ring*, kMaxMessageCores + 1> to_{};    // to_[c]: this party -> c
+    std::array<rte_ring*, kMaxMessageCores + 1> from_{};  // from_[c]: c -> this party
     std::array<MessageHandler, kMessageKinds> handlers_{};
 };
 
@@ -115,18 +129,20 @@ class MessageRings {
     static unsigned entries_for(unsigned mbufs, unsigned n_cores);
 
     // Makes the N_CORES * (N_CORES - 1) rings of ENTRIES messages (a power
-    // of two; ENTRIES - 1 usable), named PREFIX_FROM_TO. Returns 0, or -1
+    // of two; ENTRIES - 1 usable), named PREFIX_FROM_TO, and the control
+    // thread's two per core (PREFIX_c_TO, PREFIX_FROM_c). Returns 0, or -1
     // with the reason in WHY (what was made is freed by the destructor).
     int create(const std::string& prefix, unsigned n_cores, unsigned entries, std::string& why);
-    // Points MB at core SELF's rings.
+    // Points MB at core SELF's rings; SELF == N_CORES: the control thread's.
     void connect(Mailbox& mb, unsigned self) const;
     // Frees the rings (before the EAL goes).
     void free();
     unsigned count() const { return n_ * (n_ - 1); }
 
   private:
+    static constexpr unsigned kParties = kMaxMessageCores + 1;
     unsigned n_ = 0;
-    std::array<rte_ring*, kMaxMessageCores * kMaxMessageCores> rings_{};  // [from * n + to]
+    std::array<rte_ring*, kParties * kParties> rings_{};  // [from * kParties + to]
 };
 
 // The session exchanges' transport over the mailboxes: the slot of an

@@ -108,6 +108,11 @@ std::vector<mgmt::StatDef> stat_defs(const config::Config& cfg) {
     TERMINUS_TLS_FAILURES(TERMINUS_X)
 #undef TERMINUS_X
     d.push_back({"memory", "mbufs_in_use", "packet buffers in use (all cores)", StatKind::kGauge});
+    d.push_back({"config", "generation",
+                 "configuration generation new connections get on this core (each core reports its own)",
+                 StatKind::kGauge});
+    d.push_back({"config", "generations_retired",
+                 "older generations this core still serves sessions of", StatKind::kGauge});
     // Per upstream server, before the TLS servers (whose rows a core
     // without TLS leaves out): core 0 reports them, the others 0.
     const auto states = peer_state_names();
@@ -208,14 +213,17 @@ void publish(const Lcore& lc, mgmt::StatsWriter& w) {
 #undef TERMINUS_X
         v[n++] = 0;
     }
+    // The counts outlive generations: they are the proxy's, not a context's.
     const tls::TlsCounters none{};
-    const tls::TlsCounters& t = lc.proxy && lc.proxy->tls() ? lc.proxy->tls()->counters : none;
+    const tls::TlsCounters& t = lc.proxy ? lc.proxy->tls_counters() : none;
 #define TERMINUS_X(name, help) v[n++] = t.name;
     TERMINUS_TLS_COUNTERS(TERMINUS_X)
 #undef TERMINUS_X
     for (size_t f = 0; f < static_cast<size_t>(tls::Failure::kCount); ++f) v[n++] = t.failed[f];
     // The pool is shared: core 0 reports it, the others 0, so sums hold.
     v[n++] = lc.index == 0 ? rte_mempool_in_use_count(lc.pool) : 0;
+    v[n++] = lc.proxy && lc.proxy->current() ? lc.proxy->current()->generation : 0;
+    v[n++] = lc.proxy ? lc.proxy->retired() : 0;
     if (lc.upstreams) {
         for (const auto& g : lc.upstreams->groups()) {
             const config::Upstream& u = *g.upstream;
@@ -244,7 +252,7 @@ void publish(const Lcore& lc, mgmt::StatsWriter& w) {
     }
     const tls::UpstreamTls* up = lc.proxy ? lc.proxy->upstream_tls() : nullptr;
     const tls::UpstreamTlsCounters no_up{};
-    const tls::UpstreamTlsCounters& ut = up ? up->counters : no_up;
+    const tls::UpstreamTlsCounters& ut = lc.proxy ? lc.proxy->upstream_tls_counters() : no_up;
 #define TERMINUS_X(name, help) \
     if (n < std::size(v)) v[n++] = ut.name;
     TERMINUS_UPSTREAM_TLS_COUNTERS(TERMINUS_X)

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <thread>
 
+#include "dataplane/control.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
 #include "dataplane/lcore.h"
@@ -42,6 +43,8 @@ std::atomic<bool> g_stop{false};
 std::atomic<unsigned> g_draining{0};
 
 extern "C" void on_stop_signal(int) { g_stop.store(true, std::memory_order_relaxed); }
+extern "C" void on_reload_signal(int) { Control::request_reload(); }
+extern "C" void on_reopen_signal(int) { Control::request_reopen(); }
 
 #define log(...) log_as("terminusd", __VA_ARGS__)
 
@@ -135,98 +138,57 @@ int run(const config::Config& cfg, const RunOptions& options) {
     tp.congestion = dp.tcp_congestion;
     std::vector<std::unique_ptr<tcp::Stack>> stacks;
     std::vector<std::unique_ptr<proxy::Proxy>> proxies;
-    // Connections and failures per upstream server, seen by every core.
-    proxy::SharedUpstreams shared_upstreams(cfg);
-    // TLS: what the cores share (ticket keys), then each core's contexts.
-    bool any_tls = false;
-    for (const auto& srv : cfg.servers) {
-        for (const auto& l : srv.listen) any_tls |= l.ssl;
-    }
-    // The session exchanges' transports over the message rings: they
-    // outlive the per-core TLS, whose SSL_CTX_free still reports removed
-    // sessions (sent nowhere by then: the cores have stopped).
+    // What outlives configuration generations (generation.h): the random
+    // ticket keys and both session exchanges, whose transports are the
+    // message rings, wired before the cores start. They outlive the
+    // generations too (declared first, freed last).
+    tls::TlsCarry carry;
+    carry.random_keys = tls::TicketKeys::random();
     std::unique_ptr<ExchangeMessages> session_messages, upstream_messages;
-    std::unique_ptr<tls::SharedTls> shared_tls;
-    std::vector<std::unique_ptr<tls::CoreTls>> core_tls;
-    // proxy_ssl: client contexts per core (in the core's OpenSSL library
-    // context when it terminates TLS too), upstream sessions shared.
-    bool any_proxy_ssl = false;
-    for (const auto& srv : cfg.servers) any_proxy_ssl |= srv.settings.proxy_ssl;
-    std::unique_ptr<tls::SharedUpstreamTls> shared_upstream_tls;
-    std::vector<std::unique_ptr<tls::UpstreamTls>> upstream_tls;
-    if (any_proxy_ssl) {
-        auto sh = tls::SharedUpstreamTls::create(cfg, n_cores);
-        if (!sh) {
-            log("upstream TLS: %s", sh.error().c_str());
-            return 1;
-        }
-        shared_upstream_tls = std::move(*sh);
-    }
-    if (any_tls) {
-        auto sh = tls::SharedTls::create(cfg, n_cores);
-        if (!sh) {
-            log("TLS: %s", sh.error().c_str());
-                return 1;
-        }
-        shared_tls = std::move(*sh);
-    }
-    // Both session exchanges on the message rings, each slot a message
-    // of its kind; made before the cores start.
     std::vector<Mailbox*> mailboxes;
     for (unsigned i = 0; i < n_cores; ++i) mailboxes.push_back(&lcores[i].messages);
-    if (shared_tls && shared_tls->exchange) {
-        session_messages = std::make_unique<ExchangeMessages>(*shared_tls->exchange, MessageKind::kSessionEntry,
+    if (n_cores > 1) {
+        carry.sessions = std::make_shared<tls::SessionExchange>(n_cores);
+        carry.upstream_sessions = std::make_shared<tls::SessionExchange>(n_cores);
+        if (!carry.sessions->ok() || !carry.upstream_sessions->ok()) {
+            log("TLS: cannot make the session exchanges' pools");
+            return 1;
+        }
+        session_messages = std::make_unique<ExchangeMessages>(*carry.sessions, MessageKind::kSessionEntry,
                                                               mailboxes.data(), n_cores);
-    }
-    if (shared_upstream_tls && shared_upstream_tls->exchange()) {
-        upstream_messages = std::make_unique<ExchangeMessages>(
-            *shared_upstream_tls->exchange(), MessageKind::kUpstreamSession, mailboxes.data(), n_cores);
+        upstream_messages = std::make_unique<ExchangeMessages>(*carry.upstream_sessions,
+                                                               MessageKind::kUpstreamSession, mailboxes.data(),
+                                                               n_cores);
     }
     for (unsigned i = 0; i < n_cores; ++i) {
         stacks.push_back(std::make_unique<tcp::Stack>(tp, pool, *rt.outputs[i], secret, ports[0].mac));
-        if (any_tls) {
-            auto ct = tls::CoreTls::create(cfg, *shared_tls, i);
-            if (!ct) {
-                log("TLS: %s", ct.error().c_str());
-                        return 1;
-            }
-            core_tls.push_back(std::move(*ct));
-        }
-        if (any_proxy_ssl) {
-            auto ut = tls::UpstreamTls::create(cfg, *shared_upstream_tls, i,
-                                               any_tls ? core_tls.back()->libctx() : nullptr);
-            if (!ut) {
-                log("upstream TLS: %s", ut.error().c_str());
-                return 1;
-            }
-            upstream_tls.push_back(std::move(*ut));
-        }
-        proxies.push_back(std::make_unique<proxy::Proxy>(cfg, shared_upstreams, *stacks.back(), i, n_cores,
-                                                         ports[0].ip, tp.max_connections / 2,
-                                                         any_tls ? core_tls.back().get() : nullptr,
-                                                         any_proxy_ssl ? upstream_tls.back().get() : nullptr));
-        proxies.back()->start();
+        proxies.push_back(std::make_unique<proxy::Proxy>(*stacks.back(), i, n_cores, ports[0].ip,
+                                                         tp.max_connections / 2));
         lcores[i].tcp = stacks.back().get();
         lcores[i].proxy = proxies.back().get();
         lcores[i].app = proxies.back().get();
         add_default_pollers(lcores[i]);
         add_poller(lcores[i], {"proxy", [](Lcore&, void* p) { return static_cast<proxy::Proxy*>(p)->poll(); },
                                proxies.back().get(), Poller::Stage::kApplication});
-        lcores[i].upstreams = &shared_upstreams;
     }
-    // Active health checks: one checker, on core 0 (proxy/health.h says why),
-    // made before any core picks a server ("mandatory" holds them back).
-    std::unique_ptr<proxy::HealthChecker> health;
-    if (proxy::HealthChecker::configured(cfg)) {
-        auto hc = proxy::HealthChecker::create(cfg, shared_upstreams, *stacks[0], 0, n_cores, ports[0].ip,
-                                               lcores[0].now_us, any_proxy_ssl ? upstream_tls[0].get() : nullptr);
-        if (!hc) {
-            log("health checks: %s", hc.error().c_str());
-            return 1;
-        }
-        health = std::move(*hc);
-        add_poller(lcores[0], {"health", [](Lcore&, void* h) { return static_cast<proxy::HealthChecker*>(h)->poll(); },
-                               health.get(), Poller::Stage::kApplication});
+    // The first configuration generation, installed on every core before
+    // they start; the control thread makes the next ones.
+    GenerationBase base;
+    base.n_cores = n_cores;
+    for (auto& p : proxies) base.proxies.push_back(p.get());
+    base.stack0 = stacks[0].get();
+    base.now_us0 = &lcores[0].now_us;
+    base.local_ip = ports[0].ip;
+    base.carry = carry;
+    base.instance = options.instance;
+    base.tsc_hz = rte_get_tsc_hz();
+    auto control = std::make_unique<Control>(base, lcores, rt.rings,
+                                             options.config_path.empty() ? cfg.path : options.config_path);
+    if (auto ok = control->start(std::make_shared<const config::Config>(cfg)); !ok) {
+        log("%s", ok.error().c_str());
+        return 1;
+    }
+    if (const proxy::HealthChecker* health = control->current()->health.get()) {
         log("health checks: %zu servers checked from core 0, up to %zu at once", health->targets(), health->probes());
     }
     log("TCP: MSS %u, %u-byte windows, %u connections per core, SYN cookies %s, %s",
@@ -240,12 +202,6 @@ int run(const config::Config& cfg, const RunOptions& options) {
         }
     }
 
-    auto stats = mgmt::StatsWriter::create(options.instance, stat_defs(cfg), n_cores, rte_get_tsc_hz());
-    if (!stats) {
-        log("%s", stats.error().c_str());
-        return 1;
-    }
-    for (unsigned i = 0; i < n_cores; ++i) lcores[i].stats = &*stats;
     log("statistics: %s (terminusctl stats --name %s)", mgmt::stats_path(options.instance).c_str(),
         options.instance.c_str());
 
@@ -256,34 +212,23 @@ int run(const config::Config& cfg, const RunOptions& options) {
     sa.sa_handler = on_stop_signal;
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
+    sa.sa_handler = on_reload_signal;
+    sigaction(SIGHUP, &sa, nullptr);
+    sa.sa_handler = on_reopen_signal;
+    sigaction(SIGUSR1, &sa, nullptr);
 
     g_drain_us = static_cast<uint64_t>(dp.shutdown_timeout.count()) * 1000;
-    log("running; SIGTERM drains established sessions for %.3g s (shutdown_timeout)",
-        static_cast<double>(g_drain_us) / 1e6);
-    // The control thread (not an lcore): rotates the random session ticket
-    // keys every mgmt { ticket_key_rotation }, keeping the previous key
-    // for decryption; the lcores see the new key at their next ticket.
+    log("running; SIGTERM drains established sessions for %.3g s (shutdown_timeout), SIGHUP reloads %s",
+        static_cast<double>(g_drain_us) / 1e6, cfg.path.c_str());
+    log("TLS: random session ticket keys shared by %u cores, rotated every %lu s, kept across reloads", n_cores,
+        static_cast<unsigned long>(cfg.mgmt.ticket_key_rotation.count() / 1000));
+    // The control thread (not an lcore): reloads, the control socket,
+    // ticket-key rotation, generations (control.h).
     std::atomic<bool> control_stop{false};
-    std::thread control;
-    if (shared_tls) {
-        const uint64_t period_ms = static_cast<uint64_t>(cfg.mgmt.ticket_key_rotation.count());
-        log("TLS: random session ticket keys shared by %u cores, rotated every %lu s", n_cores,
-            static_cast<unsigned long>(period_ms / 1000));
-        control = std::thread([&control_stop, period_ms, keys = shared_tls->random_keys.get()] {
-            uint64_t waited_ms = 0;
-            while (!control_stop.load(std::memory_order_relaxed)) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(100));
-                waited_ms += 100;
-                if (waited_ms >= period_ms) {
-                    keys->rotate();
-                    waited_ms = 0;
-                }
-            }
-        });
-    }
+    std::thread control_thread([&control_stop, c = control.get()] { c->run(control_stop); });
     rt.run(launch);
     control_stop.store(true);
-    if (control.joinable()) control.join();
+    control_thread.join();
     log("stopped: new connections refused, established ones given %.3g s to finish, the rest reset",
         static_cast<double>(g_drain_us) / 1e6);
 
@@ -320,26 +265,28 @@ int run(const config::Config& cfg, const RunOptions& options) {
     log("  %-24s %12lu  %s", "proxy_sessions_active", static_cast<unsigned long>(proxy_total.sessions_active),
         "sessions still open at exit");
     tls::TlsCounters tls_total;
-    for (const auto& ct : core_tls) {
-#define TERMINUS_X(name, help) tls_total.name += ct->counters.name;
+    for (const auto& p : proxies) {
+#define TERMINUS_X(name, help) tls_total.name += p->tls_counters().name;
         TERMINUS_TLS_COUNTERS(TERMINUS_X)
 #undef TERMINUS_X
-        for (size_t f = 0; f < static_cast<size_t>(tls::Failure::kCount); ++f) tls_total.failed[f] += ct->counters.failed[f];
+        for (size_t f = 0; f < static_cast<size_t>(tls::Failure::kCount); ++f) tls_total.failed[f] += p->tls_counters().failed[f];
     }
+    const auto& core_tls = control->current()->core_tls;
+    const config::Config& last = *control->current()->cfg;
 #define TERMINUS_X(name, help) \
     if (tls_total.name) log("  tls_%-20s %12lu  %s", #name, static_cast<unsigned long>(tls_total.name), help);
     TERMINUS_TLS_COUNTERS(TERMINUS_X)
 #undef TERMINUS_X
-    // Failures per server block, as the statistics segment does not carry them yet.
-    for (size_t srv = 0; srv < cfg.servers.size(); ++srv) {
+    // Failures per server block of the generation last served.
+    for (size_t srv = 0; srv < last.servers.size(); ++srv) {
         for (size_t f = 0; f < static_cast<size_t>(tls::Failure::kCount); ++f) {
             uint64_t n = 0;
             for (const auto& ct : core_tls) {
                 if (const tls::ServerTls* st = ct->server(srv)) n += st->failed[f];
             }
             if (n) {
-                log("  tls server at %s:%d: %lu handshakes failed: %s", cfg.servers[srv].loc.file.c_str(),
-                    cfg.servers[srv].loc.line, static_cast<unsigned long>(n),
+                log("  tls server at %s:%d: %lu handshakes failed: %s", last.servers[srv].loc.file.c_str(),
+                    last.servers[srv].loc.line, static_cast<unsigned long>(n),
                     tls::to_string(static_cast<tls::Failure>(f)));
             }
         }
@@ -350,7 +297,10 @@ int run(const config::Config& cfg, const RunOptions& options) {
                 static_cast<unsigned long>(tls_total.failed[f]), tls::to_string(static_cast<tls::Failure>(f)));
         }
     }
+    // Sessions first (their TLS belongs to generations), then the
+    // generations, then the stacks.
     proxies.clear();
+    control.reset();
     stacks.clear();
     return 0;
 }

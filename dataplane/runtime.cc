@@ -305,7 +305,7 @@ int Runtime::start(const config::DataplaneConfig& dp, const std::string& instanc
     }
     // Everything cores tell each other goes over these (messages.h).
     const unsigned entries = MessageRings::entries_for(dp.mbufs, n_cores);
-    if (std::string why; n_cores > 1 && rings.create("tm_msg", n_cores, entries, why) != 0) {
+    if (std::string why; rings.create("tm_msg", n_cores, entries, why) != 0) {
         log("%s", why.c_str());
         return 1;
     }

@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     terminus::config::Config cfg = *r.config;
+    run_options.config_path = cfg.path.empty() ? path : cfg.path;
     auto unresolved = terminus::dataplane::resolve_hosts(cfg);
     if (!unresolved.empty()) {
         print_diagnostics(unresolved, false);

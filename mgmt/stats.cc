@@ -81,10 +81,11 @@ std::string with_commas(uint64_t v) {
 std::string stats_path(const std::string& instance) { return "/dev/shm/terminus-" + instance + ".stats"; }
 
 Result<StatsWriter> StatsWriter::create(const std::string& instance, const std::vector<StatDef>& defs,
-                                        unsigned cores, uint64_t tsc_hz) {
+                                        unsigned cores, uint64_t tsc_hz, bool staged, int64_t started_unix) {
     if (cores == 0 || cores > kStatsMaxCores) return make_error("statistics: bad core count");
     StatsWriter w;
-    w.path_ = stats_path(instance);
+    w.live_path_ = stats_path(instance);
+    w.path_ = staged ? w.live_path_ + ".next" : w.live_path_;
     w.n_stats_ = defs.size();
     w.cores_ = cores;
     w.len_ = rows_offset(defs.size()) + cores * row_size(defs.size());
@@ -117,7 +118,7 @@ Result<StatsWriter> StatsWriter::create(const std::string& instance, const std::
     h->n_stats = static_cast<uint32_t>(defs.size());
     h->cores = cores;
     h->tsc_hz = tsc_hz;
-    h->started_unix = static_cast<int64_t>(std::time(nullptr));
+    h->started_unix = started_unix ? started_unix : static_cast<int64_t>(std::time(nullptr));
     h->pid = static_cast<int32_t>(::getpid());
     h->version = kStatsVersion;
     __atomic_store_n(&h->magic, kStatsMagic, __ATOMIC_RELEASE);  // complete from here on
@@ -125,14 +126,26 @@ Result<StatsWriter> StatsWriter::create(const std::string& instance, const std::
 }
 
 StatsWriter::StatsWriter(StatsWriter&& o) noexcept
-    : path_(std::move(o.path_)), base_(o.base_), len_(o.len_), n_stats_(o.n_stats_), cores_(o.cores_) {
+    : path_(std::move(o.path_)),
+      live_path_(std::move(o.live_path_)),
+      base_(o.base_),
+      len_(o.len_),
+      n_stats_(o.n_stats_),
+      cores_(o.cores_) {
     o.base_ = nullptr;
+}
+
+bool StatsWriter::go_live() {
+    if (path_ == live_path_) return true;
+    if (::rename(path_.c_str(), live_path_.c_str()) != 0) return false;
+    path_ = live_path_;
+    return true;
 }
 
 StatsWriter::~StatsWriter() {
     if (!base_) return;
     ::munmap(base_, len_);
-    ::unlink(path_.c_str());
+    if (!path_.empty()) ::unlink(path_.c_str());
 }
 
 void StatsWriter::publish(unsigned core, const uint64_t* values, size_t n) {

@@ -45,11 +45,20 @@ std::string stats_path(const std::string& instance);
 // row, with relaxed 64-bit stores (never torn on x86-64).
 class StatsWriter {
   public:
+    // STAGED: made beside the live segment (a reload's new directory),
+    // readers see it once go_live() renames it over. STARTED_UNIX: when
+    // the process started (0: now).
     static Result<StatsWriter> create(const std::string& instance, const std::vector<StatDef>& defs,
-                                      unsigned cores, uint64_t tsc_hz);
+                                      unsigned cores, uint64_t tsc_hz, bool staged = false,
+                                      int64_t started_unix = 0);
     StatsWriter(StatsWriter&& o) noexcept;
     StatsWriter& operator=(StatsWriter&&) = delete;
     ~StatsWriter();
+    // A staged segment replaces the live one (whose writer must disown()
+    // it); false with errno when the rename failed.
+    bool go_live();
+    // Another writer's segment took this one's path: leave it at exit.
+    void disown() { path_.clear(); }
 
     // Publishes N values for CORE (in the order of the definitions).
     void publish(unsigned core, const uint64_t* values, size_t n);
@@ -57,7 +66,8 @@ class StatsWriter {
 
   private:
     StatsWriter() = default;
-    std::string path_;
+    std::string path_;       // where it is; empty: disowned
+    std::string live_path_;  // where readers look
     void* base_ = nullptr;
     size_t len_ = 0;
     size_t n_stats_ = 0;

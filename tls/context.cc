@@ -64,8 +64,8 @@ const char* to_string(Failure f) {
 }
 
 Result<std::unique_ptr<CoreTls>> CoreTls::create(const config::Config& cfg, const SharedTls& shared,
-                                                  unsigned core_index) {
-    std::unique_ptr<CoreTls> core(new CoreTls(cfg, shared));
+                                                  unsigned core_index, TlsCounters* counters) {
+    std::unique_ptr<CoreTls> core(new CoreTls(cfg, shared, counters));
     core->core_ = core_index;
     core->libctx_ = OSSL_LIB_CTX_new();
     if (!core->libctx_) return make_error("cannot create an OpenSSL library context: " + openssl_error());
@@ -87,6 +87,9 @@ Result<std::unique_ptr<CoreTls>> CoreTls::create(const config::Config& cfg, cons
 }
 
 CoreTls::~CoreTls() {
+    // SSL_CTX_free reports each cached session removed: on another
+    // thread than the core's, and of a generation nobody serves.
+    closing_ = true;
     for (auto& s : servers_) {
         if (s && s->ctx) SSL_CTX_free(s->ctx);
     }

@@ -36,6 +36,7 @@ struct alignas(64) ExchangeSlot {
     uint8_t remove = 0;  // drop the session called ID instead of adding one
     uint8_t id_len = 0;
     uint32_t server = 0;  // index in Config::servers
+    uint32_t generation = 0;  // of the configuration SERVER belongs to (TlsCarry)
     uint32_t len = 0;     // bytes in der
     // Upstream sessions only: the peer, and the name its certificate was
     // verified for (a session is offered only for that name again).

@@ -26,11 +26,15 @@ constexpr unsigned kBurst = 32;
 SharedTls::SharedTls() = default;
 SharedTls::~SharedTls() = default;
 
-Result<bool> make_exchange(SharedTls& shared, const config::Config& cfg, unsigned n_cores) {
+Result<bool> make_exchange(SharedTls& shared, const config::Config& cfg, unsigned n_cores, const TlsCarry* carry) {
     bool shared_cache = false;
     for (const auto& s : cfg.servers) shared_cache |= !s.settings.ssl_session_cache.shared_name.empty();
     if (!shared_cache || n_cores < 2) return true;
-    shared.exchange = std::make_unique<SessionExchange>(n_cores);
+    if (carry && carry->sessions) {
+        shared.exchange = carry->sessions;
+        return true;
+    }
+    shared.exchange = std::make_shared<SessionExchange>(n_cores);
     if (!shared.exchange->ok()) return make_error("cannot make the session-cache rings");
     return true;
 }
@@ -43,7 +47,7 @@ std::string CoreTls::cache_key(size_t server, const unsigned char* id, unsigned 
 
 void CoreTls::share_new(size_t server, SSL_SESSION* sess) {
     SessionExchange* ex = shared_.exchange.get();
-    if (!ex) return;
+    if (!ex || closing_) return;
     unsigned int id_len = 0;
     const unsigned char* id = SSL_SESSION_get_id(sess, &id_len);
     if (cached_.emplace(cache_key(server, id, id_len), sess).second) SSL_SESSION_up_ref(sess);
@@ -58,6 +62,7 @@ void CoreTls::share_new(size_t server, SSL_SESSION* sess) {
     s->len = static_cast<uint32_t>(i2d_SSL_SESSION(sess, &p));
     s->remove = 0;
     s->server = static_cast<uint32_t>(server);
+    s->generation = shared_.generation;
     if (ex->broadcast(core_, s)) {
         ++counters.sessions_sent;
     } else {
@@ -67,7 +72,7 @@ void CoreTls::share_new(size_t server, SSL_SESSION* sess) {
 
 void CoreTls::share_removed(size_t server, SSL_SESSION* sess) {
     SessionExchange* ex = shared_.exchange.get();
-    if (!ex) return;
+    if (!ex || closing_) return;
     unsigned int id_len = 0;
     const unsigned char* id = SSL_SESSION_get_id(sess, &id_len);
     auto it = cached_.find(cache_key(server, id, id_len));
@@ -86,6 +91,7 @@ void CoreTls::share_removed(size_t server, SSL_SESSION* sess) {
     s->remove = 1;
     s->len = 0;
     s->server = static_cast<uint32_t>(server);
+    s->generation = shared_.generation;
     if (ex->broadcast(core_, s)) {
         ++counters.sessions_sent;
     } else {
@@ -101,7 +107,8 @@ bool CoreTls::poll() {
     applying_ = true;
     for (unsigned i = 0; i < n; ++i) {
         ExchangeSlot* s = burst[i];
-        ServerTls* st = server(s->server);
+        // An entry of another generation names another configuration's servers.
+        ServerTls* st = s->generation == shared_.generation ? server(s->server) : nullptr;
         if (st && st->ctx) {
             if (s->remove) {
                 auto it = cached_.find(cache_key(s->server, s->id, s->id_len));

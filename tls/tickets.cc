@@ -97,10 +97,12 @@ const TicketKeys::Key* TicketKeys::find(const uint8_t* name, bool& renew) const 
     return nullptr;
 }
 
-Result<std::unique_ptr<SharedTls>> SharedTls::create(const config::Config& cfg, unsigned n_cores) {
+Result<std::unique_ptr<SharedTls>> SharedTls::create(const config::Config& cfg, unsigned n_cores,
+                                                     const TlsCarry* carry) {
     auto shared = std::make_unique<SharedTls>();
-    if (auto ex = make_exchange(*shared, cfg, n_cores); !ex) return make_error(ex.error());
-    shared->random_keys = TicketKeys::random();
+    if (auto ex = make_exchange(*shared, cfg, n_cores, carry); !ex) return make_error(ex.error());
+    shared->random_keys = carry && carry->random_keys ? carry->random_keys : std::shared_ptr<TicketKeys>(TicketKeys::random());
+    shared->generation = carry ? carry->generation : 0;
     shared->file_keys.resize(cfg.servers.size());
     for (size_t i = 0; i < cfg.servers.size(); ++i) {
         const auto& files = cfg.servers[i].settings.ssl_session_ticket_key;

@@ -130,16 +130,32 @@ class TicketKeys {
 
 class SessionExchange;
 
+// What outlives one configuration (terminusd's generations, reloads): the
+// random ticket keys, so that tickets issued before a reload still resume,
+// and the session exchanges, whose transports are wired to the cores once.
+// GENERATION stamps every exchanged entry; a core applies only those of
+// the generation it serves (server indices differ between them).
+struct TlsCarry {
+    std::shared_ptr<TicketKeys> random_keys;
+    std::shared_ptr<SessionExchange> sessions;           // ssl_session_cache shared
+    std::shared_ptr<SessionExchange> upstream_sessions;  // proxy_ssl_session_reuse
+    uint32_t generation = 0;
+};
+
 // What all cores share: ticket keys (one set per server with key files,
 // one random set for the others) and the rings over which the per-core
 // session caches of "ssl_session_cache shared" exchange their entries.
 struct SharedTls {
-    static Result<std::unique_ptr<SharedTls>> create(const config::Config& cfg, unsigned n_cores = 1);
+    // CARRY: the keys and exchange to use (null: made here, for this
+    // SharedTls alone).
+    static Result<std::unique_ptr<SharedTls>> create(const config::Config& cfg, unsigned n_cores = 1,
+                                                     const TlsCarry* carry = nullptr);
     SharedTls();
     ~SharedTls();
-    std::unique_ptr<TicketKeys> random_keys;
+    std::shared_ptr<TicketKeys> random_keys;
     std::vector<std::unique_ptr<TicketKeys>> file_keys;  // parallel to Config::servers
-    std::unique_ptr<SessionExchange> exchange;           // null: no shared cache, or one core
+    std::shared_ptr<SessionExchange> exchange;           // null: no shared cache, or one core
+    uint32_t generation = 0;                             // stamped on exchanged entries
     TicketKeys* keys_for(size_t server) const;
 };
 
@@ -188,8 +204,10 @@ class CoreTls {
     // Builds one OSSL_LIB_CTX and, in it, one SSL_CTX per TLS server of
     // CFG, loading every certificate, key and file. CORE: this core's
     // index, for the session exchange.
+    // COUNTERS: where this core's counts go (they outlive a generation's
+    // contexts); null: counters_own.
     static Result<std::unique_ptr<CoreTls>> create(const config::Config& cfg, const SharedTls& shared,
-                                                   unsigned core = 0);
+                                                   unsigned core = 0, TlsCounters* counters = nullptr);
     ~CoreTls();
     CoreTls(const CoreTls&) = delete;
     CoreTls& operator=(const CoreTls&) = delete;
@@ -211,14 +229,20 @@ class CoreTls {
     void share_removed(size_t server, SSL_SESSION* sess);
     unsigned core() const { return core_; }
 
-    TlsCounters counters;
+  private:
+    TlsCounters counters_own_;
+
+  public:
+    TlsCounters& counters;
 
   private:
-    CoreTls(const config::Config& cfg, const SharedTls& shared) : cfg_(cfg), shared_(shared) {}
+    CoreTls(const config::Config& cfg, const SharedTls& shared, TlsCounters* c)
+        : counters(c ? *c : counters_own_), cfg_(cfg), shared_(shared) {}
     Result<bool> build_server(size_t index);
 
     unsigned core_ = 0;
     bool applying_ = false;  // applying a peer's change: do not echo it back
+    bool closing_ = false;   // being freed: removals go nowhere
     // Sessions in this core's shared-cache contexts by server and ID (one
     // reference each): OpenSSL removes a session only given the very
     // object its cache holds.

@@ -52,7 +52,7 @@ Failure classify_failure(int ssl_error, bool eof, unsigned long& cause);
 std::unique_ptr<RecordLayer> make_openssl_records(SSL* ssl, Transport& t);
 
 // The session exchange of "ssl_session_cache shared" (session_cache.cc).
-Result<bool> make_exchange(SharedTls& shared, const config::Config& cfg, unsigned n_cores);
+Result<bool> make_exchange(SharedTls& shared, const config::Config& cfg, unsigned n_cores, const TlsCarry* carry);
 int new_session_cb(SSL* ssl, SSL_SESSION* sess);
 void remove_session_cb(SSL_CTX* ctx, SSL_SESSION* sess);
 

@@ -205,20 +205,25 @@ UpstreamFailure classify(const HandshakeTrace& t, long verify_result, bool verif
 
 SharedUpstreamTls::~SharedUpstreamTls() = default;
 
-Result<std::unique_ptr<SharedUpstreamTls>> SharedUpstreamTls::create(const config::Config& cfg, unsigned n_cores) {
+Result<std::unique_ptr<SharedUpstreamTls>> SharedUpstreamTls::create(const config::Config& cfg, unsigned n_cores,
+                                                                     const TlsCarry* carry) {
     std::unique_ptr<SharedUpstreamTls> shared(new SharedUpstreamTls());
+    shared->generation_ = carry ? carry->generation : 0;
     bool reuse = false;
     for (const auto& s : cfg.servers) reuse |= s.settings.proxy_ssl && s.settings.proxy_ssl_session_reuse;
-    if (reuse && n_cores > 1) {
-        shared->exchange_ = std::make_unique<SessionExchange>(n_cores);
+    if (reuse && n_cores > 1 && carry && carry->upstream_sessions) {
+        shared->exchange_ = carry->upstream_sessions;
+    } else if (reuse && n_cores > 1) {
+        shared->exchange_ = std::make_shared<SessionExchange>(n_cores);
         if (!shared->exchange_->ok()) return make_error("cannot make the upstream session rings");
     }
     return shared;
 }
 
 Result<std::unique_ptr<UpstreamTls>> UpstreamTls::create(const config::Config& cfg, const SharedUpstreamTls& shared,
-                                                          unsigned core, OSSL_LIB_CTX* libctx) {
-    std::unique_ptr<UpstreamTls> u(new UpstreamTls(cfg, shared));
+                                                          unsigned core, OSSL_LIB_CTX* libctx,
+                                                          UpstreamTlsCounters* counters) {
+    std::unique_ptr<UpstreamTls> u(new UpstreamTls(cfg, shared, counters));
     u->core_ = core;
     if (!libctx) {
         // No CoreTls on this core (no listen is ssl): a library context of
@@ -511,6 +516,7 @@ void UpstreamTls::send(const UpstreamPeer& p, const uint8_t* drop_id, unsigned d
         return;
     }
     s->server = p.key.server;
+    s->generation = shared_.generation();
     s->address = p.key.address;
     s->port = p.key.port;
     if (drop_id) {
@@ -535,7 +541,8 @@ void UpstreamTls::send(const UpstreamPeer& p, const uint8_t* drop_id, unsigned d
 }
 
 void UpstreamTls::apply(const ExchangeSlot& s) {
-    const UpstreamServerTls* st = server(s.server);
+    // An entry of another generation names another configuration's servers.
+    const UpstreamServerTls* st = s.generation == shared_.generation() ? server(s.server) : nullptr;
     if (!st || !st->reuse) return;
     UpstreamPeer& p = peer_for(UpstreamKey{s.server, s.address, s.port});
     ++counters.sessions_received;

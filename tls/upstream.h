@@ -152,13 +152,18 @@ struct UpstreamPeer {
 // core or without proxy_ssl_session_reuse).
 class SharedUpstreamTls {
   public:
-    static Result<std::unique_ptr<SharedUpstreamTls>> create(const config::Config& cfg, unsigned n_cores = 1);
+    // CARRY: the exchange to use and the generation to stamp (null: one
+    // made here).
+    static Result<std::unique_ptr<SharedUpstreamTls>> create(const config::Config& cfg, unsigned n_cores = 1,
+                                                             const TlsCarry* carry = nullptr);
     ~SharedUpstreamTls();
     SessionExchange* exchange() const { return exchange_.get(); }
+    uint32_t generation() const { return generation_; }
 
   private:
     SharedUpstreamTls() = default;
-    std::unique_ptr<SessionExchange> exchange_;
+    std::shared_ptr<SessionExchange> exchange_;
+    uint32_t generation_ = 0;
 };
 
 // One server{} with "proxy_ssl on" on one core.
@@ -179,8 +184,10 @@ class UpstreamTls {
     // LIBCTX (this core's CoreTls::libctx(); null: a library context of
     // its own), loading every file. CORE: this core's index, for the
     // exchange.
+    // COUNTERS: where this core's counts go (null: counters_own_).
     static Result<std::unique_ptr<UpstreamTls>> create(const config::Config& cfg, const SharedUpstreamTls& shared,
-                                                       unsigned core = 0, OSSL_LIB_CTX* libctx = nullptr);
+                                                       unsigned core = 0, OSSL_LIB_CTX* libctx = nullptr,
+                                                       UpstreamTlsCounters* counters = nullptr);
     ~UpstreamTls();
     UpstreamTls(const UpstreamTls&) = delete;
     UpstreamTls& operator=(const UpstreamTls&) = delete;
@@ -205,7 +212,11 @@ class UpstreamTls {
     const std::deque<UpstreamPeer>& peers() const { return peers_; }
     const UpstreamPeer* peer(const UpstreamKey& key) const;
 
-    UpstreamTlsCounters counters;
+  private:
+    UpstreamTlsCounters counters_own_;
+
+  public:
+    UpstreamTlsCounters& counters;
 
     // For UpstreamConnection and OpenSSL's callbacks.
     UpstreamPeer& peer_for(const UpstreamKey& key);
@@ -214,7 +225,8 @@ class UpstreamTls {
     void drop(UpstreamPeer& p, const uint8_t* id, unsigned id_len, bool share);
 
   private:
-    UpstreamTls(const config::Config& cfg, const SharedUpstreamTls& shared) : cfg_(cfg), shared_(shared) {}
+    UpstreamTls(const config::Config& cfg, const SharedUpstreamTls& shared, UpstreamTlsCounters* c)
+        : counters(c ? *c : counters_own_), cfg_(cfg), shared_(shared) {}
     Result<bool> build_server(size_t index);
     void send(const UpstreamPeer& p, const uint8_t* drop_id, unsigned drop_len);
     void apply(const ExchangeSlot& s);

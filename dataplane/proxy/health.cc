@@ -224,11 +224,26 @@ HealthChecker::~HealthChecker() {
     }
 }
 
+void HealthChecker::stop() {
+    stopped_ = true;
+    for (unsigned i = 0; i < n_probes_; ++i) {
+        Probe& p = probes_[i];
+        if (!p.active || !p.conn) continue;
+        tcp::Connection* c = p.conn;
+        // Not a result: the checker that counted it is gone.
+        p.active = false;
+        p.tls.reset();
+        p.conn = nullptr;
+        p.transport.conn = nullptr;
+        stack_.abort(*c);
+    }
+}
+
 uint64_t HealthChecker::jitter(const Check& c) { return c.jitter_us ? rte_rand_max(c.jitter_us + 1) : 0; }
 
 bool HealthChecker::poll() {
     const uint64_t now = now_us_;
-    if (now < next_event_us_) return false;
+    if (stopped_ || now < next_event_us_) return false;
     bool progress = false;
     // Checks past their time fail (the connection is reset); handshakes
     // an asynchronous crypto operation parked try again.

@@ -145,6 +145,9 @@ class HealthChecker {
     // Starts the checks that are due and ends those past their time;
     // returns whether any started or ended.
     bool poll();
+    // A newer generation's checker takes over: the checks in flight are
+    // reset, and none starts again.
+    void stop();
     // Checks: one per (health_check, server); probes: connections at once.
     size_t targets() const { return targets_.size(); }
     size_t probes() const { return n_probes_; }
@@ -209,6 +212,7 @@ class HealthChecker {
     std::vector<Target> targets_;
     std::unique_ptr<Probe[]> probes_;
     unsigned n_probes_ = 0;
+    bool stopped_ = false;
     uint32_t free_head_ = 0;
     uint64_t next_event_us_ = 0;  // nothing to do before then
     uint16_t next_port_ = 0;

@@ -8,6 +8,7 @@
 
 #include "dataplane/flow.h"
 #include "dataplane/proxy/access.h"
+#include "dataplane/proxy/health.h"
 #include "dataplane/proxy/proxy_protocol.h"
 
 namespace terminus::dataplane::proxy {
@@ -22,6 +23,7 @@ constexpr unsigned kLogBurst = 10;
 void Session::reset() {
     client.clear();
     upstream.clear();
+    routes = nullptr;
     port = nullptr;
     listener = nullptr;
     balancer = nullptr;
@@ -42,21 +44,16 @@ void Session::reset() {
     deferred = false;
 }
 
-Proxy::Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stack& stack, unsigned core,
-             unsigned n_cores, uint32_t local_ip, unsigned max_sessions, tls::CoreTls* tls,
-             tls::UpstreamTls* upstream_tls)
-    : cfg_(cfg),
-      shared_(shared),
-      stack_(stack),
+Proxy::Proxy(tcp::Stack& stack, unsigned core, unsigned n_cores, uint32_t local_ip, unsigned max_sessions)
+    : stack_(stack),
       core_(core),
       n_cores_(n_cores),
       local_ip_(local_ip),
       sessions_(new Session[max_sessions]),
       n_sessions_(max_sessions),
       free_head_(max_sessions ? 0 : kNoSession) {
-    tls_ = tls;
-    upstream_tls_ = upstream_tls;
     parked_.reserve(max_sessions);
+    retired_.reserve(16);  // a reload on the core allocates nothing more, usually
     async_ready_.cookies.reserve(max_sessions);
     deferred_.reserve(max_sessions);
     for (unsigned i = 0; i < max_sessions; ++i) {
@@ -64,24 +61,34 @@ Proxy::Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stac
     }
 }
 
-void Proxy::start() {
+std::unique_ptr<Routes> Proxy::make_routes(uint32_t generation, std::shared_ptr<const config::Config> config,
+                                           const SharedUpstreams& shared, tls::CoreTls* tls,
+                                           tls::UpstreamTls* upstream_tls) const {
+    auto r = std::make_unique<Routes>();
+    r->generation = generation;
+    r->cfg = std::move(config);
+    r->shared = &shared;
+    r->tls = tls;
+    r->upstream_tls = upstream_tls;
+    const config::Config& cfg = *r->cfg;
+    Proxy& self = const_cast<Proxy&>(*this);  // listeners keep the proxy they call back
     // Configuration was checked: what fails here is out of memory.
-    if (auto m = Maps::build(cfg_)) {
-        maps_ = std::move(*m);
+    if (auto m = Maps::build(cfg)) {
+        r->maps = std::move(*m);
     } else {
         std::fprintf(stderr, "terminusd: core %u: maps: %s\n", core_, m.error().c_str());
     }
-    for (const auto& u : cfg_.upstreams) {
-        upstream_balancers_.push_back(std::make_unique<Balancer>(u, shared_.find(u.name)));
+    for (const auto& u : cfg.upstreams) {
+        r->upstream_balancers.push_back(std::make_unique<Balancer>(u, shared.find(u.name)));
     }
-    std::vector<ServerListener*> by_server(cfg_.servers.size(), nullptr);
-    for (size_t i = 0; i < cfg_.servers.size(); ++i) {
-        const config::Server& srv = cfg_.servers[i];
-        auto l = std::make_unique<ServerListener>(*this, srv);
+    std::vector<ServerListener*> by_server(cfg.servers.size(), nullptr);
+    for (size_t i = 0; i < cfg.servers.size(); ++i) {
+        const config::Server& srv = cfg.servers[i];
+        auto l = std::make_unique<ServerListener>(self, srv);
         switch (srv.proxy_pass.kind) {
             case config::ProxyPass::Kind::kUpstream:
-                for (size_t u = 0; u < cfg_.upstreams.size(); ++u) {
-                    if (cfg_.upstreams[u].name == srv.proxy_pass.upstream) l->fixed = upstream_balancers_[u].get();
+                for (size_t u = 0; u < cfg.upstreams.size(); ++u) {
+                    if (cfg.upstreams[u].name == srv.proxy_pass.upstream) l->fixed = r->upstream_balancers[u].get();
                 }
                 break;
             case config::ProxyPass::Kind::kAddress:
@@ -89,7 +96,7 @@ void Proxy::start() {
                 l->fixed = l->own.get();
                 break;
             case config::ProxyPass::Kind::kVariable:
-                if (auto e = Expression::compile(srv.proxy_pass.value, maps_.get())) {
+                if (auto e = Expression::compile(srv.proxy_pass.value, r->maps.get())) {
                     l->target.emplace(std::move(*e));
                 } else {
                     std::fprintf(stderr, "terminusd: core %u: proxy_pass %s: %s\n", core_,
@@ -99,7 +106,7 @@ void Proxy::start() {
                 break;
             case config::ProxyPass::Kind::kNone:
                 if (!srv.return_value) continue;
-                if (auto e = Expression::compile(*srv.return_value, maps_.get())) {
+                if (auto e = Expression::compile(*srv.return_value, r->maps.get())) {
                     l->ret.emplace(std::move(*e));
                 } else {
                     std::fprintf(stderr, "terminusd: core %u: return %s: %s\n", core_,
@@ -109,31 +116,63 @@ void Proxy::start() {
                 break;
         }
         l->passthrough = srv.settings.ssl_preread;
-        preread_cap_ = std::max<uint32_t>(preread_cap_, static_cast<uint32_t>(std::min<uint64_t>(
-                                                            srv.settings.preread_buffer_size, 1u << 20)));
+        r->preread_cap = std::max<uint32_t>(r->preread_cap, static_cast<uint32_t>(std::min<uint64_t>(
+                                                                srv.settings.preread_buffer_size, 1u << 20)));
         by_server[i] = l.get();
-        listeners_.push_back(std::move(l));
+        r->listeners.push_back(std::move(l));
     }
-    preread_cap_ = std::max<uint32_t>(preread_cap_, pp::kMaxHeaderLen);
-    preread_buf_.reset(new uint8_t[preread_cap_]);
+    r->preread_cap = std::max<uint32_t>(r->preread_cap, pp::kMaxHeaderLen);
     // One TCP listener per address and port; the server blocks on it share
     // it (SNI tells them apart under TLS).
-    for (auto& g : tls::listen_groups(cfg_)) {
+    for (auto& g : tls::listen_groups(cfg)) {
         unsigned backlog = 511;
         bool proxy_protocol = false;
-        for (const auto& ls : cfg_.servers[g.default_server].listen) {
+        for (const auto& ls : cfg.servers[g.default_server].listen) {
             if (ls.address == g.address && ls.port == g.port) {
                 backlog = static_cast<unsigned>(ls.backlog);
                 proxy_protocol = ls.proxy_protocol;
             }
         }
-        auto pl = std::make_unique<PortListener>(*this, std::move(g));
+        auto pl = std::make_unique<PortListener>(self, *r, std::move(g));
         pl->by_server = by_server;
         pl->proxy_protocol = proxy_protocol;
-        for (size_t i : pl->group.servers) pl->preread |= cfg_.servers[i].settings.ssl_preread;
-        stack_.listen(pl->group.address, pl->group.port, pl.get(), backlog);
-        ports_.push_back(std::move(pl));
+        pl->backlog = backlog;
+        for (size_t i : pl->group.servers) pl->preread |= cfg.servers[i].settings.ssl_preread;
+        r->ports.push_back(std::move(pl));
     }
+    return r;
+}
+
+void Proxy::install(Routes* r) {
+    if (r->preread_cap > preread_cap_) {
+        preread_buf_.reset(new uint8_t[r->preread_cap]);
+        preread_cap_ = r->preread_cap;
+    }
+    // The new ports take over their address and port (a handshake under
+    // way is accepted by the new generation); the old ports that are gone
+    // stop listening.
+    for (auto& pl : r->ports) stack_.relisten(pl->group.address, pl->group.port, pl.get(), pl->backlog);
+    if (Routes* old = current_) {
+        for (auto& pl : old->ports) {
+            bool kept = false;
+            for (auto& np : r->ports) kept |= np->group.address == pl->group.address && np->group.port == pl->group.port;
+            if (!kept) stack_.unlisten(pl->group.address, pl->group.port);
+        }
+        old->retired = true;
+        if (old->health) old->health->stop();
+        retired_.push_back(old);
+    }
+    current_ = r;
+}
+
+Routes* Proxy::take_released() {
+    for (size_t i = 0; i < retired_.size(); ++i) {
+        Routes* r = retired_[i];
+        if (r->sessions) continue;
+        retired_.erase(retired_.begin() + static_cast<std::ptrdiff_t>(i));
+        return r;
+    }
+    return nullptr;
 }
 
 Session* Proxy::alloc_session() {
@@ -151,6 +190,7 @@ Session* Proxy::alloc_session() {
 
 void Proxy::free_session(Session& s) {
     if (s.peer >= 0) s.balancer->release(s.peer);
+    if (s.routes) --s.routes->sessions;
     // Frees the SSLs and what OpenSSL held for them, and any decrypted
     // bytes not passed on.
     s.client.clear();
@@ -185,6 +225,8 @@ tcp::Handler* PortListener::accept(tcp::Connection& c) {
         return nullptr;
     }
     ++proxy.counters_.accepts;
+    s->routes = &routes;
+    ++routes.sessions;
     s->port = this;
     s->listener = first;
     s->client.conn = &c;
@@ -238,8 +280,8 @@ void Proxy::begin_client(Session& s) {
         stack_.set_deadline(c, t > 0 ? static_cast<uint64_t>(t) * 1000 : 0);
         return;
     }
-    if (s.port->group.ssl && tls_) {
-        s.client.make<TlsServerTransport>(stack_, c, &now_us_, *tls_, s.port->group)
+    if (s.port->group.ssl && s.routes->tls) {
+        s.client.make<TlsServerTransport>(stack_, c, &now_us_, *s.routes->tls, s.port->group)
             .endpoint.notify_async(&async_ready_, index(s));
         s.stage = Session::Stage::kClientHandshake;
         // nginx's ssl_handshake_timeout bounds the whole handshake, however
@@ -350,7 +392,7 @@ void Proxy::preread(Session& s) {
     const std::string_view name = s.hello.server_name();
     std::memcpy(sni, name.data(), name.size());
     sni[name.size()] = '\0';
-    const size_t idx = tls::select_server(cfg_, s.port->group, sni);
+    const size_t idx = tls::select_server(*s.routes->cfg, s.port->group, sni);
     ServerListener* chosen = s.port->by_server[idx];
     if (!chosen) {
         ++counters_.no_route;
@@ -358,8 +400,8 @@ void Proxy::preread(Session& s) {
         return;
     }
     s.listener = chosen;
-    if (s.port->group.ssl && tls_ && !chosen->passthrough) {
-        s.client.make<TlsServerTransport>(stack_, c, &now_us_, *tls_, s.port->group)
+    if (s.port->group.ssl && s.routes->tls && !chosen->passthrough) {
+        s.client.make<TlsServerTransport>(stack_, c, &now_us_, *s.routes->tls, s.port->group)
             .endpoint.notify_async(&async_ready_, index(s));
         s.stage = Session::Stage::kClientHandshake;
         const auto hs = chosen->server.settings.ssl_handshake_timeout.count();
@@ -413,9 +455,10 @@ bool Proxy::route(Session& s) {
     const size_t n = l.target->evaluate(s.vars(), buf, sizeof buf - 1);
     const std::string_view v(buf, std::min(n, sizeof buf - 1));
     // An upstream group of that name, as nginx looks first...
-    for (size_t u = 0; u < cfg_.upstreams.size(); ++u) {
-        if (cfg_.upstreams[u].name == v) {
-            s.balancer = upstream_balancers_[u].get();
+    Routes& r = *s.routes;
+    for (size_t u = 0; u < r.cfg->upstreams.size(); ++u) {
+        if (r.cfg->upstreams[u].name == v) {
+            s.balancer = r.upstream_balancers[u].get();
             return true;
         }
     }
@@ -428,15 +471,15 @@ bool Proxy::route(Session& s) {
     const std::string_view ps = v.substr(colon + 1);
     auto [p, ec] = std::from_chars(ps.data(), ps.data() + ps.size(), port);
     if (!ip || ec != std::errc() || p != ps.data() + ps.size() || port == 0 || port > 65535) return false;
-    for (auto& b : address_balancers_) {
+    for (auto& b : r.address_balancers) {
         if (b->peer(0).addr == *ip && b->peer(0).port == port) {
             s.balancer = b.get();
             return true;
         }
     }
-    if (address_balancers_.size() >= kMaxAddressBalancers) return false;
-    address_balancers_.push_back(std::make_unique<Balancer>(*ip, static_cast<uint16_t>(port)));
-    s.balancer = address_balancers_.back().get();
+    if (r.address_balancers.size() >= kMaxAddressBalancers) return false;
+    r.address_balancers.push_back(std::make_unique<Balancer>(*ip, static_cast<uint16_t>(port)));
+    s.balancer = r.address_balancers.back().get();
     return true;
 }
 
@@ -622,7 +665,7 @@ void Proxy::log_tls_failure(Session& s) {
     if (!tls || !s.client.conn) return;
     if (!may_log()) return;
     const tcp::FourTuple& t = s.client.conn->tuple;
-    const config::Location& where = cfg_.servers[tls->endpoint.server()].loc;
+    const config::Location& where = s.routes->cfg->servers[tls->endpoint.server()].loc;
     // Clients cause most failures: info, as nginx logs them.
     std::fprintf(stderr,
                  "terminusd: [info] TLS handshake failed (%s) from %u.%u.%u.%u:%u, SNI \"%s\", server at "
@@ -637,8 +680,9 @@ bool Proxy::poll() {
     // Progress is what the busy-cycle count measures: a handshake retried
     // and still parked is not progress, one that moved on (or a session
     // that went away) is.
-    bool progress = tls_ && tls_->poll();
-    if (upstream_tls_ && upstream_tls_->poll()) progress = true;
+    // The exchanges carry the current generation's entries only.
+    bool progress = current_ && current_->tls && current_->tls->poll();
+    if (current_ && current_->upstream_tls && current_->upstream_tls->poll()) progress = true;
     // Short records held back during the rx burst leave now, with what
     // the rest of the burst added to them.
     if (!deferred_.empty()) {
@@ -710,9 +754,9 @@ void Proxy::relay(Session& s, Side& from, Side& to) {
     } else {
         counters_.bytes_to_client += moved;
     }
-    if (tls_ && to.t->kind() == Transport::Kind::kTlsServer) {
+    if (to.t->kind() == Transport::Kind::kTlsServer) {
         auto& tt = *static_cast<TlsTransport*>(to.t);
-        tls_->counters.records_encrypted += tt.records;
+        tls_counters_.records_encrypted += tt.records;
         tt.records = 0;
     }
     if (sent == Transport::Sent::kDefer && !s.deferred) {
@@ -841,8 +885,9 @@ void Proxy::start_upstream_tls(Session& s) {
         if (p) alpn = std::string_view(reinterpret_cast<const char*>(p), len);
     }
     const Peer& peer = s.balancer->peer(s.peer);
-    const tls::UpstreamKey key{static_cast<uint32_t>(&srv - cfg_.servers.data()), peer.addr, peer.port};
-    s.upstream.make<TlsClientTransport>(stack_, *s.upstream.conn, &now_us_, *upstream_tls_, key, name, alpn);
+    const tls::UpstreamKey key{static_cast<uint32_t>(&srv - s.routes->cfg->servers.data()), peer.addr, peer.port};
+    s.upstream.make<TlsClientTransport>(stack_, *s.upstream.conn, &now_us_, *s.routes->upstream_tls, key, name,
+                                        alpn);
     s.stage = Session::Stage::kUpstreamHandshake;
     // nginx bounds the upstream's handshake by proxy_connect_timeout.
     const auto t = st.proxy_connect_timeout.count();
@@ -895,7 +940,7 @@ void Session::on_established(tcp::Connection& c) {
     const auto idle = listener->server.settings.proxy_timeout.count();
     if (idle > 0) p.stack_.set_idle_timeout(c, static_cast<uint64_t>(idle) * 1000);
     if (listener->server.settings.proxy_protocol) p.send_proxy_header(*this);
-    if (listener->server.settings.proxy_ssl && p.upstream_tls_) {
+    if (listener->server.settings.proxy_ssl && routes->upstream_tls) {
         p.start_upstream_tls(*this);
         return;
     }

@@ -19,6 +19,7 @@
 #include "dataplane/tcp/tcp.h"
 #include "dataplane/worker.h"
 #include "tls/tls.h"
+#include "tls/upstream.h"
 
 namespace terminus::dataplane::proxy {
 
@@ -57,6 +58,8 @@ struct ProxyCounters {
 };
 
 class Proxy;
+class HealthChecker;
+struct Routes;
 
 // A server{} that proxies: its settings and how it picks an upstream:
 // one group or address (FIXED), or the value of "proxy_pass $variable"
@@ -81,14 +84,45 @@ class ServerListener {
 // default one for plain TCP, the one SNI names for TLS.
 class PortListener final : public tcp::Listener {
   public:
-    PortListener(Proxy& p, tls::ListenGroup g) : proxy(p), group(std::move(g)) {}
+    PortListener(Proxy& p, Routes& r, tls::ListenGroup g) : proxy(p), routes(r), group(std::move(g)) {}
     tcp::Handler* accept(tcp::Connection& c) override;
 
     Proxy& proxy;
+    Routes& routes;
+    unsigned backlog = 511;
     tls::ListenGroup group;
     std::vector<ServerListener*> by_server;  // indexed by Config::servers
     bool proxy_protocol = false;  // "listen ... proxy_protocol"
     bool preread = false;         // a server here has "ssl_preread on"
+};
+
+// What one configuration generation is on one core: CFG's server blocks,
+// balancers, maps and listening ports, over the generation's upstream
+// state and this core's TLS contexts. Built by terminusd's control thread
+// off the hot path (Proxy::make_routes), installed by its core
+// (Proxy::install), kept by every session that started on it, and handed
+// back (Proxy::take_released) once it is retired and the last of those
+// sessions ended. The generation owns it.
+struct Routes {
+    uint32_t generation = 0;
+    std::shared_ptr<const config::Config> cfg;
+    const SharedUpstreams* shared = nullptr;
+    tls::CoreTls* tls = nullptr;
+    tls::UpstreamTls* upstream_tls = nullptr;
+    HealthChecker* health = nullptr;  // core 0 only
+    std::vector<std::unique_ptr<ServerListener>> listeners;
+    std::unique_ptr<Maps> maps;
+    // One balancer per upstream{} (parallel to Config::upstreams), and
+    // one per ADDRESS:PORT a "proxy_pass $variable" named, made on first
+    // use (at most kMaxAddressBalancers).
+    std::vector<std::unique_ptr<Balancer>> upstream_balancers;
+    std::vector<std::unique_ptr<Balancer>> address_balancers;
+    std::vector<std::unique_ptr<PortListener>> ports;
+    uint32_t preread_cap = 0;
+    // Its core's only: sessions that started on it and are open, and
+    // whether a newer generation replaced it.
+    uint32_t sessions = 0;
+    bool retired = false;
 };
 
 // One side of a session: its connection and the transport over it.
@@ -124,6 +158,7 @@ struct Session final : tcp::Handler {
         kRelay,              // bytes flow both ways
     };
     Proxy* proxy = nullptr;
+    Routes* routes = nullptr;            // the generation it started on
     PortListener* port = nullptr;
     ServerListener* listener = nullptr;  // for TLS: once SNI chose it
     Balancer* balancer = nullptr;        // the upstream group picked from
@@ -167,15 +202,25 @@ struct Session final : tcp::Handler {
 
 class Proxy final : public Application {
   public:
-    // TLS: this core's contexts, or null when no server terminates TLS.
-    // UPSTREAM_TLS: this core's proxy_ssl contexts and upstream sessions,
-    // or null when no server has proxy_ssl on.
-    Proxy(const config::Config& cfg, const SharedUpstreams& shared, tcp::Stack& stack, unsigned core,
-          unsigned n_cores, uint32_t local_ip, unsigned max_sessions, tls::CoreTls* tls = nullptr,
-          tls::UpstreamTls* upstream_tls = nullptr);
+    Proxy(tcp::Stack& stack, unsigned core, unsigned n_cores, uint32_t local_ip, unsigned max_sessions);
 
-    // Registers a listener for every server{} this dataplane serves.
-    void start();
+    // Builds this core's routes of generation GENERATION from CFG, over
+    // SHARED and this core's TLS: TLS null when no server terminates TLS,
+    // UPSTREAM_TLS null when none has proxy_ssl on. Reads only what does
+    // not change: callable from another thread while the core runs.
+    std::unique_ptr<Routes> make_routes(uint32_t generation, std::shared_ptr<const config::Config> cfg,
+                                        const SharedUpstreams& shared, tls::CoreTls* tls,
+                                        tls::UpstreamTls* upstream_tls) const;
+    // On the core: new connections go to R from now on. Its ports are
+    // listened on (replacing the previous generation's listener on the
+    // same address and port; ports it lacks stop listening), the
+    // previous routes are retired. Sessions keep the routes they began on.
+    void install(Routes* r);
+    // A retired generation's routes whose last session ended since the
+    // last call (its core's only), or null: the caller tells their owner.
+    Routes* take_released();
+    const Routes* current() const { return current_; }
+    size_t retired() const { return retired_.size(); }
     void set_now(uint64_t now_us) override { now_us_ = now_us; }
     // Graceful shutdown: accept nothing more...
     void stop_accepting() override;
@@ -187,9 +232,15 @@ class Proxy final : public Application {
     bool poll();
 
     const ProxyCounters& counters() const { return counters_; }
-    const tls::CoreTls* tls() const { return tls_; }
-    const tls::UpstreamTls* upstream_tls() const { return upstream_tls_; }
-    const config::Config& config() const { return cfg_; }
+    // The current generation's TLS (null: none); the counts of every
+    // generation, which outlive them.
+    const tls::CoreTls* tls() const { return current_ ? current_->tls : nullptr; }
+    const tls::UpstreamTls* upstream_tls() const { return current_ ? current_->upstream_tls : nullptr; }
+    tls::TlsCounters& tls_counters() { return tls_counters_; }
+    const tls::TlsCounters& tls_counters() const { return tls_counters_; }
+    tls::UpstreamTlsCounters& upstream_tls_counters() { return upstream_tls_counters_; }
+    const tls::UpstreamTlsCounters& upstream_tls_counters() const { return upstream_tls_counters_; }
+    const config::Config& config() const { return *current_->cfg; }
 
   private:
     friend struct Session;
@@ -235,27 +286,22 @@ class Proxy final : public Application {
     void finish_if_done(Session& s);
     uint16_t pick_local_port(uint32_t remote_ip, uint16_t remote_port);
 
-    const config::Config& cfg_;
-    const SharedUpstreams& shared_;
     tcp::Stack& stack_;
     unsigned core_;
     unsigned n_cores_;
     uint32_t local_ip_;
     uint64_t now_us_ = 0;
-    tls::CoreTls* tls_ = nullptr;
-    tls::UpstreamTls* upstream_tls_ = nullptr;
-    std::vector<std::unique_ptr<ServerListener>> listeners_;
-    std::unique_ptr<Maps> maps_;
-    // One balancer per upstream{} (parallel to Config::upstreams), and
-    // one per ADDRESS:PORT a "proxy_pass $variable" named, made on first
-    // use (at most kMaxAddressBalancers).
-    std::vector<std::unique_ptr<Balancer>> upstream_balancers_;
-    std::vector<std::unique_ptr<Balancer>> address_balancers_;
+    // The generation new connections get, and the older ones sessions
+    // still hold (retired; handed back once empty).
+    Routes* current_ = nullptr;
+    std::vector<Routes*> retired_;
     static constexpr size_t kMaxAddressBalancers = 256;
-    // Where the first bytes of a client are copied to be looked at.
+    // Where the first bytes of a client are copied to be looked at (as
+    // large as any installed generation needs).
     std::unique_ptr<uint8_t[]> preread_buf_;
     uint32_t preread_cap_ = 0;
-    std::vector<std::unique_ptr<PortListener>> ports_;
+    tls::TlsCounters tls_counters_;
+    tls::UpstreamTlsCounters upstream_tls_counters_;
     // Sessions whose handshake waits on async crypto that does not call
     // back (retried each turn), and the cookies of those whose operation
     // called back.

@@ -267,8 +267,15 @@ class Stack {
     // Fires due timers; returns whether any did.
     bool poll(uint64_t now_us);
 
-    // Listens on IP:PORT (IP 0: every address).
+    // Listens on IP:PORT (IP 0: every address); false when something
+    // listens there already.
     bool listen(uint32_t ip, uint16_t port, Listener* l, unsigned backlog);
+    // A reload: IP:PORT's new connections go to L with BACKLOG from now
+    // on, handshakes under way included (it listens there if nothing did).
+    void relisten(uint32_t ip, uint16_t port, Listener* l, unsigned backlog);
+    // Stops listening on IP:PORT: new SYNs get RST, a handshake under way
+    // is reset when it completes; established connections are untouched.
+    void unlisten(uint32_t ip, uint16_t port);
     // Stops accepting: new SYNs are answered with RST, as for a closed port.
     void close_listeners() { listening_ = false; }
     // Opens a connection; null when out of connections (after recycling

@@ -395,7 +395,8 @@ void Stack::on_synchronized(Connection& c, const Segment& s, rte_mbuf* m, uint64
             c.snd_wl1 = s.seq;
             c.snd_wl2 = s.ack;
             ++counters_.accepts;
-            c.handler = l->accept(c);
+            // Unlistened since the SYN (a reload removed the port): reset.
+            c.handler = l ? l->accept(c) : nullptr;
             if (!c.handler) {
                 send_rst(c);
                 destroy(c, CloseReason::kAborted, false);

@@ -192,7 +192,7 @@ Stack::ListenEntry* Stack::find_listener(uint32_t ip, uint16_t port) {
     if (!listening_) return nullptr;
     ListenEntry* wildcard = nullptr;
     for (auto& l : listeners_) {
-        if (l.port != port) continue;
+        if (l.port != port || !l.listener) continue;
         if (l.ip == ip) return &l;
         if (l.ip == 0) wildcard = &l;
     }
@@ -200,11 +200,35 @@ Stack::ListenEntry* Stack::find_listener(uint32_t ip, uint16_t port) {
 }
 
 bool Stack::listen(uint32_t ip, uint16_t port, Listener* l, unsigned backlog) {
-    for (const auto& e : listeners_) {
-        if (e.ip == ip && e.port == port) return false;
+    for (auto& e : listeners_) {
+        if (e.ip != ip || e.port != port) continue;
+        if (e.listener) return false;
+        // Unlistened before: the entry (and its handshakes' count) stays.
+        e.listener = l;
+        e.backlog = backlog;
+        return true;
     }
+    // Entries are never removed: connections in SYN-RECEIVED name theirs
+    // by index.
     listeners_.push_back(ListenEntry{ip, port, l, backlog, 0});
     return true;
+}
+
+void Stack::relisten(uint32_t ip, uint16_t port, Listener* l, unsigned backlog) {
+    for (auto& e : listeners_) {
+        if (e.ip == ip && e.port == port) {
+            e.listener = l;
+            e.backlog = backlog;
+            return;
+        }
+    }
+    listen(ip, port, l, backlog);
+}
+
+void Stack::unlisten(uint32_t ip, uint16_t port) {
+    for (auto& e : listeners_) {
+        if (e.ip == ip && e.port == port) e.listener = nullptr;
+    }
 }
 
 bool Stack::path_mtu(const FourTuple& t, uint16_t mtu) {

@@ -1,0 +1,380 @@
+#include "dataplane/control.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "dataplane/dataplane.h"
+#include "dataplane/publish.h"
+
+namespace terminus::dataplane {
+
+namespace {
+
+std::atomic<bool> g_reload{false};
+std::atomic<bool> g_reopen{false};
+
+#define log(...) std::fprintf(stderr, "terminusd: " __VA_ARGS__), std::fputc('\n', stderr)
+
+// How long a reload waits for every core to take the new generation.
+constexpr auto kInstallWait = std::chrono::seconds(5);
+
+std::string json_string(const std::string& s) {
+    std::string out = "\"";
+    for (const char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += ch;
+        } else if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else {
+            out += ch;
+        }
+    }
+    return out + "\"";
+}
+
+std::string json_list(const std::vector<std::string>& v) {
+    std::string out = "[";
+    for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + json_string(v[i]);
+    return out + "]";
+}
+
+void add_diagnostics(Control::Outcome& o, const std::vector<config::Diagnostic>& diags) {
+    for (const auto& d : diags) {
+        (d.severity == config::Severity::kError ? o.errors : o.warnings).push_back(d.to_string());
+    }
+}
+
+}  // namespace
+
+void Control::request_reload() { g_reload.store(true, std::memory_order_relaxed); }
+void Control::request_reopen() { g_reopen.store(true, std::memory_order_relaxed); }
+
+Control::Control(GenerationBase base, Lcore* lcores, const MessageRings& rings, std::string config_path)
+    : base_(std::move(base)), lcores_(lcores), config_path_(std::move(config_path)) {
+    rings.connect(mailbox_, base_.n_cores);
+    mailbox_.set_counters(&counters_);
+    mailbox_.on(MessageKind::kGenerationAck, {on_ack, nullptr, this});
+}
+
+Control::~Control() {
+    if (listen_fd_ >= 0) {
+        ::close(listen_fd_);
+        ::unlink(socket_path_.c_str());
+    }
+    // The live segment's writer unlinks it; the others were renamed over.
+    generations_.clear();
+    std::free(qsbr_);
+}
+
+Result<bool> Control::start(std::shared_ptr<const config::Config> cfg) {
+    const unsigned n = base_.n_cores;
+    const size_t size = rte_rcu_qsbr_get_memsize(n);
+    qsbr_ = static_cast<rte_rcu_qsbr*>(std::aligned_alloc(RTE_CACHE_LINE_SIZE, (size + RTE_CACHE_LINE_SIZE - 1) /
+                                                                                    RTE_CACHE_LINE_SIZE *
+                                                                                    RTE_CACHE_LINE_SIZE));
+    if (!qsbr_ || rte_rcu_qsbr_init(qsbr_, n) != 0) return make_error("cannot make the RCU QSBR variable");
+    auto g = build_generation(base_, cfg, next_number_);
+    if (!g) return make_error(g.error());
+    for (unsigned i = 0; i < n; ++i) {
+        Lcore& lc = lcores_[i];
+        rte_rcu_qsbr_thread_register(qsbr_, i);
+        lc.qsbr = qsbr_;
+        lc.proxy->install((*g)->routes[i].get());
+        lc.upstreams = (*g)->upstreams.get();
+        lc.stats = (*g)->stats.get();
+        lc.messages.on(MessageKind::kConfigGeneration, {on_generation, nullptr, this});
+        add_poller(lc, {"generations", poll_released, this, Poller::Stage::kOutput});
+    }
+    // The health checks of whichever generation core 0 gives new
+    // connections (proxy/health.h: they run on core 0).
+    add_poller(lcores_[0], {"health",
+                            [](Lcore& lc, void*) {
+                                const proxy::Routes* r = lc.proxy->current();
+                                return r && r->health && r->health->poll();
+                            },
+                            nullptr, Poller::Stage::kApplication});
+    (*g)->installed = n;
+    current_ = g->get();
+    generations_.push_back(std::move(*g));
+    running_ = cfg;
+    ++next_number_;
+    rotation_ms_ = static_cast<uint64_t>(cfg->mgmt.ticket_key_rotation.count());
+    std::string why;
+    if (open_socket(why) != 0) return make_error(why);
+    return true;
+}
+
+int Control::open_socket(std::string& why) {
+    socket_path_ = running_->mgmt.control;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (socket_path_.size() >= sizeof addr.sun_path) {
+        why = "control socket " + socket_path_ + ": path too long";
+        return -1;
+    }
+    std::memcpy(addr.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
+    // Its directory, as systemd's RuntimeDirectory= would make it.
+    const auto slash = socket_path_.rfind('/');
+    if (slash != std::string::npos && slash > 0) ::mkdir(socket_path_.substr(0, slash).c_str(), 0750);
+    // A socket left by a terminusd that died is replaced; one that answers
+    // belongs to a running terminusd.
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0 && ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+        ::close(probe);
+        why = "control socket " + socket_path_ + " is in use: another terminusd runs with this mgmt { control }";
+        return -1;
+    }
+    if (probe >= 0) ::close(probe);
+    ::unlink(socket_path_.c_str());
+    listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listen_fd_, 16) != 0) {
+        why = "control socket " + socket_path_ + ": " + std::strerror(errno);
+        return -1;
+    }
+    // The operators' group reads and writes it (docs/DEPLOY.md).
+    ::chmod(socket_path_.c_str(), 0660);
+    log("control socket %s (terminusctl reload | check | status)", socket_path_.c_str());
+    return 0;
+}
+
+void Control::on_generation(void* ctx, unsigned self, const Message* msgs, unsigned n) {
+    auto* c = static_cast<Control*>(ctx);
+    Lcore& lc = c->lcores_[self];
+    for (unsigned i = 0; i < n; ++i) {
+        auto* g = static_cast<Generation*>(msgs[i].ptr);
+        lc.proxy->install(g->routes[self].get());
+        lc.upstreams = g->upstreams.get();
+        lc.stats = g->stats.get();
+        // The new segment has this core's row before readers see it.
+        publish(lc, *lc.stats);
+        Message ack;
+        ack.kind = MessageKind::kGenerationAck;
+        ack.arg = g->number;
+        ack.reserved[0] = kInstalled;
+        ack.ptr = g;
+        lc.messages.send(lc.messages.control(), ack);
+    }
+}
+
+bool Control::poll_released(Lcore& lc, void*) {
+    bool any = false;
+    while (proxy::Routes* r = lc.proxy->take_released()) {
+        Message ack;
+        ack.kind = MessageKind::kGenerationAck;
+        ack.arg = r->generation;
+        ack.reserved[0] = kReleased;
+        lc.messages.send(lc.messages.control(), ack);
+        any = true;
+    }
+    return any;
+}
+
+Generation* Control::find(uint32_t number) {
+    for (auto& g : generations_) {
+        if (g->number == number) return g.get();
+    }
+    return nullptr;
+}
+
+void Control::on_ack(void* ctx, unsigned, const Message* msgs, unsigned n) {
+    auto* c = static_cast<Control*>(ctx);
+    for (unsigned i = 0; i < n; ++i) {
+        Generation* g = c->find(msgs[i].arg);
+        if (!g) continue;
+        if (msgs[i].reserved[0] == kInstalled) {
+            ++g->installed;
+        } else if (++g->released == c->base_.n_cores) {
+            // Retired everywhere and no session left on it: free it once
+            // every core has been quiescent since.
+            g->qsbr_token = rte_rcu_qsbr_start(c->qsbr_);
+            g->grace = true;
+        }
+    }
+}
+
+void Control::handle_acks() { mailbox_.poll(); }
+
+void Control::collect() {
+    for (size_t i = 0; i < generations_.size();) {
+        Generation* g = generations_[i].get();
+        if (g != current_ && g->grace && rte_rcu_qsbr_check(qsbr_, g->qsbr_token, false) == 1) {
+            log("generation %u freed: no core serves it any more", g->number);
+            generations_.erase(generations_.begin() + static_cast<std::ptrdiff_t>(i));
+            continue;
+        }
+        ++i;
+    }
+}
+
+Control::Outcome Control::reload(const std::string& path, bool check) {
+    Outcome o;
+    auto r = config::load_file(path);
+    add_diagnostics(o, r.diagnostics);
+    if (!r.ok()) {
+        o.message = "configuration file " + path + " test failed; generation " + std::to_string(generation()) +
+                    " still serves";
+        return o;
+    }
+    add_diagnostics(o, unsupported_directives(*r.config));
+    config::Config next = *r.config;
+    add_diagnostics(o, resolve_hosts(next));
+    add_diagnostics(o, restart_needed(*running_, next));
+    if (!o.errors.empty()) {
+        o.message = "configuration file " + path + " refused; generation " + std::to_string(generation()) +
+                    " still serves";
+        return o;
+    }
+    auto cfg = std::make_shared<const config::Config>(std::move(next));
+    auto built = build_generation(base_, cfg, next_number_);
+    if (!built) {
+        o.errors.push_back(path + ": " + built.error());
+        o.message = "configuration file " + path + " refused; generation " + std::to_string(generation()) +
+                    " still serves";
+        return o;
+    }
+    if (check) {
+        o.ok = true;
+        o.message = "configuration file " + path + " test is successful (nothing applied)";
+        return o;
+    }
+    Generation* g = built->get();
+    generations_.push_back(std::move(*built));
+    Generation* previous = current_;
+    current_ = g;
+    running_ = cfg;
+    rotation_ms_ = static_cast<uint64_t>(cfg->mgmt.ticket_key_rotation.count());
+    ++next_number_;
+    const auto until = std::chrono::steady_clock::now() + kInstallWait;
+    for (unsigned i = 0; i < base_.n_cores; ++i) {
+        Message m;
+        m.kind = MessageKind::kConfigGeneration;
+        m.arg = g->number;
+        m.ptr = g;
+        while (!mailbox_.send(i, m) && std::chrono::steady_clock::now() < until) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    }
+    while (g->installed < base_.n_cores && std::chrono::steady_clock::now() < until) {
+        handle_acks();
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    if (g->stats->go_live()) {
+        if (previous) previous->stats->disown();
+        g->live = true;
+    } else {
+        o.warnings.push_back(std::string("statistics: cannot replace the segment: ") + std::strerror(errno));
+    }
+    o.ok = true;
+    o.generation = g->number;
+    o.message = "generation " + std::to_string(g->number) + " from " + path + ": " +
+                std::to_string(g->installed) + " of " + std::to_string(base_.n_cores) +
+                " cores give it new connections";
+    if (g->installed < base_.n_cores) o.warnings.push_back("not every core took the generation within 5 s");
+    return o;
+}
+
+std::string Control::status_json() const {
+    std::string s = "{\"ok\":true,\"generation\":" + std::to_string(current_ ? current_->number : 0) +
+                    ",\"config\":" + json_string(config_path_) + ",\"cores\":" + std::to_string(base_.n_cores) +
+                    ",\"generations\":[";
+    for (size_t i = 0; i < generations_.size(); ++i) {
+        const Generation& g = *generations_[i];
+        s += (i ? "," : "");
+        s += "{\"number\":" + std::to_string(g.number) + ",\"state\":" +
+             json_string(&g == current_ ? "current" : g.grace ? "grace" : "retired") +
+             ",\"installed\":" + std::to_string(g.installed) + ",\"released\":" + std::to_string(g.released) + "}";
+    }
+    return s + "]}\n";
+}
+
+void Control::serve_client(int fd) {
+    // Generous: a client on a loaded machine may be descheduled between
+    // its connect and its request.
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    std::string line;
+    char buf[512];
+    while (line.find('\n') == std::string::npos && line.size() < 4096) {
+        const ssize_t got = ::recv(fd, buf, sizeof buf, 0);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+        line.append(buf, static_cast<size_t>(got));
+    }
+    if (const auto nl = line.find('\n'); nl != std::string::npos) line.resize(nl);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const auto space = line.find(' ');
+    const std::string cmd = line.substr(0, space);
+    const std::string arg = space == std::string::npos ? "" : line.substr(space + 1);
+    std::string reply;
+    if (cmd == "reload" || cmd == "check") {
+        const bool check = cmd == "check";
+        const std::string path = check && !arg.empty() ? arg : config_path_;
+        const Outcome o = reload(path, check);
+        log("%s (%s, from the control socket)", o.message.c_str(), cmd.c_str());
+        for (const auto& e : o.errors) log("  %s", e.c_str());
+        reply = std::string("{\"ok\":") + (o.ok ? "true" : "false") + ",\"generation\":" +
+                std::to_string(o.ok && !check ? o.generation : generation()) + ",\"message\":" +
+                json_string(o.message) + ",\"errors\":" + json_list(o.errors) + ",\"warnings\":" +
+                json_list(o.warnings) + "}\n";
+    } else if (cmd == "status") {
+        reply = status_json();
+    } else {
+        const std::string what = line.empty() ? "no request within 10 s" : "unknown request \"" + line + "\"";
+        log("control socket: %s (reload, check [FILE], status)", what.c_str());
+        reply = "{\"ok\":false,\"errors\":[" + json_string(what + " (reload, check [FILE], status)") + "]}\n";
+    }
+    size_t off = 0;
+    while (off < reply.size()) {
+        const ssize_t w = ::send(fd, reply.data() + off, reply.size() - off, MSG_NOSIGNAL);
+        if (w <= 0) break;
+        off += static_cast<size_t>(w);
+    }
+}
+
+void Control::run(const std::atomic<bool>& stop) {
+    auto rotated = std::chrono::steady_clock::now();
+    while (!stop.load(std::memory_order_relaxed)) {
+        if (g_reload.exchange(false)) {
+            const Outcome o = reload(config_path_, false);
+            log("%s (SIGHUP)", o.message.c_str());
+            for (const auto& e : o.errors) log("  %s", e.c_str());
+            for (const auto& w : o.warnings) log("  %s", w.c_str());
+        }
+        if (g_reopen.exchange(false)) log("SIGUSR1: no log file is open (terminusd logs to stderr)");
+        pollfd p{listen_fd_, POLLIN, 0};
+        if (::poll(&p, 1, 10) > 0 && (p.revents & POLLIN)) {
+            const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd >= 0) {
+                serve_client(fd);
+                ::close(fd);
+            }
+        }
+        handle_acks();
+        collect();
+        // The random ticket keys: the new one encrypts, the previous one
+        // still decrypts; the cores see it at their next ticket.
+        const auto now = std::chrono::steady_clock::now();
+        if (rotation_ms_ && now - rotated >= std::chrono::milliseconds(rotation_ms_)) {
+            if (base_.carry.random_keys) base_.carry.random_keys->rotate();
+            rotated = now;
+        }
+    }
+}
+
+}  // namespace terminus::dataplane

@@ -1,0 +1,125 @@
+#include "dataplane/generation.h"
+
+#include <algorithm>
+
+#include "dataplane/publish.h"
+
+namespace terminus::dataplane {
+
+Result<std::unique_ptr<Generation>> build_generation(const GenerationBase& base,
+                                                     std::shared_ptr<const config::Config> cfg, uint32_t number) {
+    auto g = std::make_unique<Generation>();
+    g->number = number;
+    g->cfg = cfg;
+    const config::Config& c = *cfg;
+    const unsigned n = base.n_cores;
+    g->upstreams = std::make_unique<proxy::SharedUpstreams>(c);
+    tls::TlsCarry carry = base.carry;
+    carry.generation = number;
+    bool any_tls = false, any_proxy_ssl = false;
+    for (const auto& srv : c.servers) {
+        for (const auto& l : srv.listen) any_tls |= l.ssl;
+        any_proxy_ssl |= srv.settings.proxy_ssl;
+    }
+    if (any_tls) {
+        auto sh = tls::SharedTls::create(c, n, &carry);
+        if (!sh) return make_error("TLS: " + sh.error());
+        g->tls = std::move(*sh);
+    }
+    if (any_proxy_ssl) {
+        auto sh = tls::SharedUpstreamTls::create(c, n, &carry);
+        if (!sh) return make_error("upstream TLS: " + sh.error());
+        g->upstream_tls = std::move(*sh);
+    }
+    for (unsigned i = 0; i < n; ++i) {
+        proxy::Proxy& p = *base.proxies[i];
+        tls::CoreTls* ct = nullptr;
+        tls::UpstreamTls* ut = nullptr;
+        if (any_tls) {
+            auto r = tls::CoreTls::create(c, *g->tls, i, &p.tls_counters());
+            if (!r) return make_error("TLS: " + r.error());
+            g->core_tls.push_back(std::move(*r));
+            ct = g->core_tls.back().get();
+        }
+        if (any_proxy_ssl) {
+            auto r = tls::UpstreamTls::create(c, *g->upstream_tls, i, ct ? ct->libctx() : nullptr,
+                                              &p.upstream_tls_counters());
+            if (!r) return make_error("upstream TLS: " + r.error());
+            g->core_upstream_tls.push_back(std::move(*r));
+            ut = g->core_upstream_tls.back().get();
+        }
+        g->routes.push_back(p.make_routes(number, cfg, *g->upstreams, ct, ut));
+    }
+    // Active health checks: one checker, on core 0 (proxy/health.h says
+    // why), made before any core picks a server ("mandatory" holds them
+    // back); it starts when core 0 installs the generation.
+    if (proxy::HealthChecker::configured(c)) {
+        auto hc = proxy::HealthChecker::create(c, *g->upstreams, *base.stack0, 0, n, base.local_ip, *base.now_us0,
+                                               any_proxy_ssl ? g->core_upstream_tls[0].get() : nullptr);
+        if (!hc) return make_error("health checks: " + hc.error());
+        g->health = std::move(*hc);
+        g->routes[0]->health = g->health.get();
+    }
+    auto stats = mgmt::StatsWriter::create(base.instance, stat_defs(c), n, base.tsc_hz, number > 1,
+                                           base.started_unix);
+    if (!stats) return make_error(stats.error());
+    g->stats = std::make_unique<mgmt::StatsWriter>(std::move(*stats));
+    g->live = number <= 1;
+    return g;
+}
+
+namespace {
+
+// Where NEXT writes NAME (its first occurrence), else its main file.
+config::Location where(const config::Config& next, const char* name) {
+    for (const auto& w : next.written) {
+        if (w.name == name) return w.loc;
+    }
+    return config::Location{next.path, 1, 1};
+}
+
+bool same_port(const config::PortConfig& a, const config::PortConfig& b) {
+    return a.device == b.device && a.devargs == b.devargs && a.address.addr == b.address.addr &&
+           a.address.len == b.address.len && a.gateway == b.gateway && a.mtu == b.mtu;
+}
+
+uint64_t max_buffer(const config::Config& c) {
+    uint64_t b = 64 * 1024;
+    for (const auto& srv : c.servers) b = std::max(b, srv.settings.proxy_buffer_size);
+    return b;
+}
+
+}  // namespace
+
+std::vector<config::Diagnostic> restart_needed(const config::Config& running, const config::Config& next) {
+    std::vector<config::Diagnostic> out;
+    auto refuse = [&](const char* name, const std::string& what) {
+        out.push_back(config::Diagnostic{config::Severity::kError, where(next, name),
+                                         what + " changed: a reload cannot apply it; restart terminusd "
+                                                "(or put back the running value to reload the rest)"});
+    };
+    const auto& a = running.dataplane;
+    const auto& b = next.dataplane;
+    bool ports = a.ports.size() == b.ports.size();
+    for (size_t i = 0; ports && i < a.ports.size(); ++i) ports = same_port(a.ports[i], b.ports[i]);
+    if (!ports) refuse("port", "\"port\"");
+    if (a.lcores != b.lcores) refuse("lcores", "\"lcores\"");
+    if (a.mbufs != b.mbufs) refuse("mbufs", "\"mbufs\"");
+    if (a.max_connections != b.max_connections) refuse("max_connections", "\"max_connections\"");
+    if (a.eal_args != b.eal_args) refuse("eal_args", "\"eal_args\"");
+    if (a.syncookies != b.syncookies) refuse("syncookies", "\"syncookies\"");
+    if (a.tcp_congestion != b.tcp_congestion) refuse("tcp_congestion", "\"tcp_congestion\"");
+    if (a.crypto != b.crypto || a.crypto_device != b.crypto_device) refuse("crypto", "\"crypto\"");
+    if (a.shutdown_timeout != b.shutdown_timeout) refuse("shutdown_timeout", "\"shutdown_timeout\"");
+    if (running.mgmt.control != next.mgmt.control) refuse("control", "\"control\"");
+    // The TCP windows are sized once, from the largest proxy_buffer_size.
+    if (max_buffer(next) > max_buffer(running)) {
+        out.push_back(config::Diagnostic{
+            config::Severity::kWarning, where(next, "proxy_buffer_size"),
+            "a larger \"proxy_buffer_size\" than at start takes effect at the next restart: the TCP windows "
+            "stay " + std::to_string(std::min<uint64_t>(max_buffer(running), 1u << 24)) + " bytes"});
+    }
+    return out;
+}
+
+}  // namespace terminus::dataplane
