@@ -1,19 +1,23 @@
 #include "dataplane/control.h"
 
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <thread>
 
 #include "dataplane/dataplane.h"
+#include "dataplane/proxy/health.h"
 #include "dataplane/publish.h"
 
 namespace terminus::dataplane {
@@ -68,6 +72,14 @@ Control::Control(GenerationBase base, Lcore* lcores, const MessageRings& rings, 
     rings.connect(mailbox_, base_.n_cores);
     mailbox_.set_counters(&counters_);
     mailbox_.on(MessageKind::kGenerationAck, {on_ack, nullptr, this});
+    mailbox_.on(MessageKind::kQueryDone, {[](void* ctx, unsigned, const Message* msgs, unsigned n) {
+                                              auto* c = static_cast<Control*>(ctx);
+                                              for (unsigned i = 0; i < n; ++i) {
+                                                  if (msgs[i].arg == c->query_) ++c->answered_;
+                                              }
+                                          },
+                                          nullptr, this});
+    snapshots_.reset(new proxy::SessionsSnapshot[base_.n_cores]);
 }
 
 Control::~Control() {
@@ -97,6 +109,7 @@ Result<bool> Control::start(std::shared_ptr<const config::Config> cfg) {
         lc.upstreams = (*g)->upstreams.get();
         lc.stats = (*g)->stats.get();
         lc.messages.on(MessageKind::kConfigGeneration, {on_generation, nullptr, this});
+        lc.messages.on(MessageKind::kQuery, {on_query, nullptr, this});
         add_poller(lc, {"generations", poll_released, this, Poller::Stage::kOutput});
     }
     // The health checks of whichever generation core 0 gives new
@@ -157,17 +170,39 @@ void Control::on_generation(void* ctx, unsigned self, const Message* msgs, unsig
     Lcore& lc = c->lcores_[self];
     for (unsigned i = 0; i < n; ++i) {
         auto* g = static_cast<Generation*>(msgs[i].ptr);
+        Message ack;
+        ack.kind = MessageKind::kGenerationAck;
+        ack.arg = g->number;
+        ack.ptr = g;
+        if (msgs[i].reserved[0] == kForget) {
+            // OpenSSL 3.0 keeps per-thread state (DRBGs) in each library
+            // context a thread used, and frees it when the thread stops:
+            // a context freed by another thread first would be touched
+            // then. Each core drops its own before the control thread
+            // frees the contexts.
+            if (self < g->core_tls.size()) OPENSSL_thread_stop_ex(g->core_tls[self]->libctx());
+            if (self < g->core_upstream_tls.size()) OPENSSL_thread_stop_ex(g->core_upstream_tls[self]->libctx());
+            ack.reserved[0] = kForgotten;
+            lc.messages.send(lc.messages.control(), ack);
+            continue;
+        }
         lc.proxy->install(g->routes[self].get());
         lc.upstreams = g->upstreams.get();
         lc.stats = g->stats.get();
         // The new segment has this core's row before readers see it.
         publish(lc, *lc.stats);
-        Message ack;
-        ack.kind = MessageKind::kGenerationAck;
-        ack.arg = g->number;
         ack.reserved[0] = kInstalled;
-        ack.ptr = g;
         lc.messages.send(lc.messages.control(), ack);
+    }
+}
+
+void Control::on_query(void* ctx, unsigned self, const Message* msgs, unsigned n) {
+    Lcore& lc = static_cast<Control*>(ctx)->lcores_[self];
+    for (unsigned i = 0; i < n; ++i) {
+        lc.proxy->snapshot(*static_cast<proxy::SessionsSnapshot*>(msgs[i].ptr));
+        Message done = msgs[i];
+        done.kind = MessageKind::kQueryDone;
+        lc.messages.send(lc.messages.control(), done);
     }
 }
 
@@ -198,6 +233,8 @@ void Control::on_ack(void* ctx, unsigned, const Message* msgs, unsigned n) {
         if (!g) continue;
         if (msgs[i].reserved[0] == kInstalled) {
             ++g->installed;
+        } else if (msgs[i].reserved[0] == kForgotten) {
+            ++g->forgotten;
         } else if (++g->released == c->base_.n_cores) {
             // Retired everywhere and no session left on it: free it once
             // every core has been quiescent since.
@@ -212,7 +249,22 @@ void Control::handle_acks() { mailbox_.poll(); }
 void Control::collect() {
     for (size_t i = 0; i < generations_.size();) {
         Generation* g = generations_[i].get();
-        if (g != current_ && g->grace && rte_rcu_qsbr_check(qsbr_, g->qsbr_token, false) == 1) {
+        if (g != current_ && g->grace && !g->forgetting && rte_rcu_qsbr_check(qsbr_, g->qsbr_token, false) == 1) {
+            // Grace period over: each core drops its OpenSSL thread state
+            // of the generation's contexts, then it goes.
+            for (unsigned c = 0; c < base_.n_cores; ++c) {
+                Message m;
+                m.kind = MessageKind::kConfigGeneration;
+                m.arg = g->number;
+                m.reserved[0] = kForget;
+                m.ptr = g;
+                if (!mailbox_.send(c, m)) ++g->forgotten;  // counted; the ring will not fill with these
+            }
+            g->forgetting = true;
+        }
+        if (g->forgetting && g->forgotten >= base_.n_cores) {
+            for (const auto& ct : g->core_tls) OPENSSL_thread_stop_ex(ct->libctx());
+            for (const auto& ut : g->core_upstream_tls) OPENSSL_thread_stop_ex(ut->libctx());
             log("generation %u freed: no core serves it any more", g->number);
             generations_.erase(generations_.begin() + static_cast<std::ptrdiff_t>(i));
             continue;
@@ -240,7 +292,7 @@ Control::Outcome Control::reload(const std::string& path, bool check) {
         return o;
     }
     auto cfg = std::make_shared<const config::Config>(std::move(next));
-    auto built = build_generation(base_, cfg, next_number_);
+    auto built = build_generation(base_, cfg, next_number_, current_);
     if (!built) {
         o.errors.push_back(path + ": " + built.error());
         o.message = "configuration file " + path + " refused; generation " + std::to_string(generation()) +
@@ -302,6 +354,164 @@ std::string Control::status_json() const {
     return s + "]}\n";
 }
 
+namespace {
+
+std::string ipv4(uint32_t ip) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+    return buf;
+}
+
+const char* method_name(config::BalanceMethod m) {
+    switch (m) {
+        case config::BalanceMethod::kRoundRobin: return "round_robin";
+        case config::BalanceMethod::kLeastConn: return "least_conn";
+        case config::BalanceMethod::kHash: return "hash";
+        case config::BalanceMethod::kRandom: return "random";
+    }
+    return "?";
+}
+
+const char* check_name(uint8_t r) {
+    static const char* kNames[] = {
+#define TERMINUS_X(id, name) name,
+        TERMINUS_CHECK_RESULTS(TERMINUS_X)
+#undef TERMINUS_X
+    };
+    return r < std::size(kNames) ? kNames[r] : "?";
+}
+
+}  // namespace
+
+std::string Control::upstreams_json() const {
+    // The cores' clock: the TSC in microseconds, as run_once() reads it.
+    const uint64_t now_us = rte_rdtsc() / (base_.tsc_hz / 1'000'000);
+    // Connections open to a server in every generation still served:
+    // sessions count where they started.
+    auto conns = [this](const std::string& group, const config::UpstreamServer& us) {
+        uint64_t n = 0;
+        for (const auto& gen : generations_) {
+            for (const auto& g : gen->upstreams->groups()) {
+                if (g.upstream->name != group) continue;
+                for (size_t i = 0; i < g.upstream->servers.size(); ++i) {
+                    const auto& o = g.upstream->servers[i];
+                    if (o.address == us.address && o.port == us.port && o.host == us.host) {
+                        n += g.peers[i].conns.load(std::memory_order_relaxed);
+                    }
+                }
+            }
+        }
+        return n;
+    };
+    std::string s = "{\"ok\":true,\"generation\":" + std::to_string(generation()) + ",\"upstreams\":[";
+    bool first_group = true;
+    for (const auto& g : current_->upstreams->groups()) {
+        const config::Upstream& u = *g.upstream;
+        s += std::string(first_group ? "" : ",") + "{\"name\":" + json_string(u.name) +
+             ",\"method\":" + json_string(method_name(u.method)) + ",\"health_check\":" +
+             (u.health_check.enabled ? "true" : "false") + ",\"servers\":[";
+        first_group = false;
+        for (size_t i = 0; i < u.servers.size(); ++i) {
+            const config::UpstreamServer& us = u.servers[i];
+            const proxy::SharedPeer& p = g.peers[i];
+            s += std::string(i ? "," : "") + "{\"server\":" +
+                 json_string((us.address ? ipv4(*us.address) : us.host) + ":" + std::to_string(us.port)) +
+                 ",\"state\":" + json_string(proxy::to_string(proxy::peer_state(u, i, p, now_us))) +
+                 ",\"weight\":" + std::to_string(us.weight) + ",\"max_fails\":" + std::to_string(us.max_fails) +
+                 ",\"fail_timeout_s\":" + std::to_string(us.fail_timeout.count() / 1000.0) +
+                 ",\"max_conns\":" + std::to_string(us.max_conns) + ",\"backup\":" + (us.backup ? "true" : "false") +
+                 ",\"down\":" + (us.down ? "true" : "false") +
+                 ",\"conns\":" + std::to_string(conns(u.name, us)) +
+                 ",\"fails\":" + std::to_string(p.fails.load(std::memory_order_relaxed)) +
+                 ",\"checks\":" + std::to_string(p.checks.load(std::memory_order_relaxed)) +
+                 ",\"checks_failed\":" + std::to_string(p.checks_failed.load(std::memory_order_relaxed)) +
+                 ",\"last_check\":" + json_string(check_name(p.last_check.load(std::memory_order_relaxed))) + "}";
+        }
+        s += "]}";
+    }
+    return s + "]}\n";
+}
+
+std::string Control::certs_json() const {
+    const auto now = static_cast<int64_t>(std::time(nullptr));
+    std::string s = "{\"ok\":true,\"generation\":" + std::to_string(generation()) + ",\"certs\":[";
+    for (size_t i = 0; i < current_->certs.size(); ++i) {
+        const CertInfo& c = current_->certs[i];
+        s += std::string(i ? "," : "") + "{\"server\":" + json_string(c.server) + ",\"path\":" + json_string(c.path);
+        if (!c.error.empty()) {
+            s += ",\"error\":" + json_string(c.error) + "}";
+            continue;
+        }
+        s += ",\"subject\":" + json_string(c.subject) + ",\"names\":" + json_list(c.names) + ",\"key\":" +
+             json_string(c.key) + ",\"not_before\":" + std::to_string(c.not_before) + ",\"not_after\":" +
+             std::to_string(c.not_after) + ",\"days_left\":" + std::to_string((c.not_after - now) / 86400);
+        if (c.ocsp_this_update) {
+            s += ",\"ocsp_age_s\":" + std::to_string(now - c.ocsp_this_update) + ",\"ocsp_next_update\":" +
+                 std::to_string(c.ocsp_next_update);
+        }
+        s += "}";
+    }
+    return s + "]}\n";
+}
+
+std::string Control::sessions_json(unsigned top) {
+    const unsigned n = base_.n_cores;
+    ++query_;
+    answered_ = 0;
+    for (unsigned i = 0; i < n; ++i) {
+        Message m;
+        m.kind = MessageKind::kQuery;
+        m.arg = query_;
+        m.ptr = &snapshots_[i];
+        if (!mailbox_.send(i, m)) return "{\"ok\":false,\"errors\":[\"a core's control ring is full\"]}\n";
+    }
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (answered_ < n && std::chrono::steady_clock::now() < until) {
+        handle_acks();
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    if (answered_ < n) return "{\"ok\":false,\"errors\":[\"not every core answered within 2 s\"]}\n";
+    uint64_t active = 0;
+    uint64_t stages[proxy::SessionsSnapshot::kStages] = {};
+    uint64_t tcp_states[tcp::kNumTcpStates] = {};
+    std::vector<std::pair<unsigned, const proxy::SessionsSnapshot::Top*>> all;
+    for (unsigned i = 0; i < n; ++i) {
+        const proxy::SessionsSnapshot& sn = snapshots_[i];
+        active += sn.active;
+        for (size_t k = 0; k < proxy::SessionsSnapshot::kStages; ++k) stages[k] += sn.by_stage[k];
+        for (unsigned k = 0; k < tcp::kNumTcpStates; ++k) tcp_states[k] += sn.tcp_states[k];
+        for (size_t k = 0; k < sn.n_top; ++k) all.push_back({i, &sn.top[k]});
+    }
+    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+        return a.second->bytes_to_upstream + a.second->bytes_to_client >
+               b.second->bytes_to_upstream + b.second->bytes_to_client;
+    });
+    if (all.size() > top) all.resize(top);
+    std::string s = "{\"ok\":true,\"generation\":" + std::to_string(generation()) +
+                    ",\"active\":" + std::to_string(active) + ",\"by_stage\":{";
+    for (size_t k = 0; k < proxy::SessionsSnapshot::kStages; ++k) {
+        s += std::string(k ? "," : "") + json_string(proxy::stage_name(k)) + ":" + std::to_string(stages[k]);
+    }
+    s += "},\"tcp\":{";
+    for (unsigned k = 0; k < tcp::kNumTcpStates; ++k) {
+        s += std::string(k ? "," : "") + json_string(tcp::to_string(static_cast<tcp::TcpState>(k))) + ":" +
+             std::to_string(tcp_states[k]);
+    }
+    s += "},\"top\":[";
+    for (size_t k = 0; k < all.size(); ++k) {
+        const auto& t = *all[k].second;
+        s += std::string(k ? "," : "") + "{\"core\":" + std::to_string(all[k].first) + ",\"client\":" +
+             json_string(ipv4(t.client_ip) + ":" + std::to_string(t.client_port)) + ",\"port\":" +
+             std::to_string(t.local_port) + ",\"upstream\":" +
+             json_string(t.upstream_ip ? ipv4(t.upstream_ip) + ":" + std::to_string(t.upstream_port) : "") +
+             ",\"stage\":" + json_string(proxy::stage_name(t.stage)) + ",\"tls\":" + (t.tls ? "true" : "false") +
+             ",\"bytes_to_upstream\":" + std::to_string(t.bytes_to_upstream) + ",\"bytes_to_client\":" +
+             std::to_string(t.bytes_to_client) + ",\"age_s\":" + std::to_string(t.age_us / 1e6) +
+             ",\"generation\":" + std::to_string(t.generation) + "}";
+    }
+    return s + "]}\n";
+}
+
 void Control::serve_client(int fd) {
     // Generous: a client on a loaded machine may be descheduled between
     // its connect and its request.
@@ -334,10 +544,25 @@ void Control::serve_client(int fd) {
                 json_list(o.warnings) + "}\n";
     } else if (cmd == "status") {
         reply = status_json();
+    } else if (cmd == "upstreams") {
+        reply = upstreams_json();
+    } else if (cmd == "certs") {
+        reply = certs_json();
+    } else if (cmd == "sessions") {
+        const unsigned top = arg.empty() ? 0 : static_cast<unsigned>(std::strtoul(arg.c_str(), nullptr, 10));
+        reply = sessions_json(std::min(top, 1000u));
+    } else if (cmd == "tickets" && arg == "rotate") {
+        if (base_.carry.random_keys) base_.carry.random_keys->rotate();
+        log("random session ticket keys rotated (terminusctl tickets rotate)");
+        reply = "{\"ok\":true,\"message\":" +
+                json_string("random session ticket keys rotated on every core: the new key encrypts, the previous "
+                            "one still decrypts until the next rotation; servers with ssl_session_ticket_key files "
+                            "rotate when the files change and terminusd reloads") +
+                "}\n";
     } else {
         const std::string what = line.empty() ? "no request within 10 s" : "unknown request \"" + line + "\"";
-        log("control socket: %s (reload, check [FILE], status)", what.c_str());
-        reply = "{\"ok\":false,\"errors\":[" + json_string(what + " (reload, check [FILE], status)") + "]}\n";
+        log("control socket: %s (reload, check [FILE], status, upstreams, sessions [N], certs, tickets rotate)", what.c_str());
+        reply = "{\"ok\":false,\"errors\":[" + json_string(what + " (reload, check [FILE], status, upstreams, sessions [N], certs, tickets rotate)") + "]}\n";
     }
     size_t off = 0;
     while (off < reply.size()) {

@@ -12,6 +12,13 @@
 //   check [FILE]      what a reload of FILE (default: that file) would say,
 //                     certificates loaded, nothing applied
 //   status            the generations: current, retired, per core
+//   upstreams         every upstream server of the current generation:
+//                     state, weight, connections, failures, health checks
+//   sessions [N]      sessions by stage and TCP connections by state on
+//                     every core, and the N largest sessions by bytes
+//   certs             the certificates served: subject, names, key,
+//                     expiry, OCSP response age
+//   tickets rotate    a new random ticket key now (the previous decrypts)
 // An answer has "ok" and, when a configuration was refused, "errors" as
 // "FILE:LINE:COL: error: ..." lines; "warnings" likewise. Private to
 // dataplane/.
@@ -77,6 +84,10 @@ class Control {
     int open_socket(std::string& why);
     void serve_client(int fd);
     std::string status_json() const;
+    std::string upstreams_json() const;
+    std::string certs_json() const;
+    std::string sessions_json(unsigned top);
+    static void on_query(void* ctx, unsigned self, const Message* msgs, unsigned n);
 
     GenerationBase base_;
     Lcore* lcores_;
@@ -91,6 +102,11 @@ class Control {
     int listen_fd_ = -1;
     std::string socket_path_;
     uint64_t rotation_ms_ = 0;
+    // terminusctl sessions: one snapshot per core, filled by the cores;
+    // a late answer to an older query lands here too, never in freed memory.
+    std::unique_ptr<proxy::SessionsSnapshot[]> snapshots_;
+    uint32_t query_ = 0;
+    unsigned answered_ = 0;
 };
 
 }  // namespace terminus::dataplane

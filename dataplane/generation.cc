@@ -1,19 +1,27 @@
 #include "dataplane/generation.h"
 
+#include <openssl/crypto.h>
+#include <openssl/ocsp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <ctime>
 
 #include "dataplane/publish.h"
 
 namespace terminus::dataplane {
 
 Result<std::unique_ptr<Generation>> build_generation(const GenerationBase& base,
-                                                     std::shared_ptr<const config::Config> cfg, uint32_t number) {
+                                                     std::shared_ptr<const config::Config> cfg, uint32_t number,
+                                                     const Generation* previous) {
     auto g = std::make_unique<Generation>();
     g->number = number;
     g->cfg = cfg;
     const config::Config& c = *cfg;
     const unsigned n = base.n_cores;
-    g->upstreams = std::make_unique<proxy::SharedUpstreams>(c);
+    g->upstreams = std::make_unique<proxy::SharedUpstreams>(c, previous ? previous->upstreams.get() : nullptr);
     tls::TlsCarry carry = base.carry;
     carry.generation = number;
     bool any_tls = false, any_proxy_ssl = false;
@@ -65,7 +73,99 @@ Result<std::unique_ptr<Generation>> build_generation(const GenerationBase& base,
     if (!stats) return make_error(stats.error());
     g->stats = std::make_unique<mgmt::StatsWriter>(std::move(*stats));
     g->live = number <= 1;
+    g->certs = cert_inventory(c);
+    // The builder keeps no OpenSSL thread state in the cores' contexts:
+    // whichever thread frees them later need not be this one (OpenSSL 3.0
+    // frees a thread's state of a context only when the thread stops).
+    for (const auto& ct : g->core_tls) OPENSSL_thread_stop_ex(ct->libctx());
+    for (const auto& ut : g->core_upstream_tls) OPENSSL_thread_stop_ex(ut->libctx());
     return g;
+}
+
+namespace {
+
+int64_t unix_time(const ASN1_TIME* t) {
+    struct tm tm{};
+    if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return 0;
+    return static_cast<int64_t>(timegm(&tm));
+}
+
+std::string oneline(const X509_NAME* n) {
+    BIO* b = BIO_new(BIO_s_mem());
+    X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253);
+    char* p = nullptr;
+    const long len = BIO_get_mem_data(b, &p);
+    std::string s(p, static_cast<size_t>(len));
+    BIO_free(b);
+    return s;
+}
+
+void read_ocsp(const std::string& path, CertInfo& ci) {
+    BIO* b = BIO_new_file(path.c_str(), "rb");
+    if (!b) return;
+    OCSP_RESPONSE* resp = d2i_OCSP_RESPONSE_bio(b, nullptr);
+    BIO_free(b);
+    if (!resp) return;
+    if (OCSP_BASICRESP* basic = OCSP_response_get1_basic(resp)) {
+        if (OCSP_resp_count(basic) > 0) {
+            ASN1_GENERALIZEDTIME *this_upd = nullptr, *next_upd = nullptr;
+            int reason = 0;
+            OCSP_single_get0_status(OCSP_resp_get0(basic, 0), &reason, nullptr, &this_upd, &next_upd);
+            ci.ocsp_this_update = unix_time(this_upd);
+            ci.ocsp_next_update = unix_time(next_upd);
+        }
+        OCSP_BASICRESP_free(basic);
+    }
+    OCSP_RESPONSE_free(resp);
+}
+
+}  // namespace
+
+std::vector<CertInfo> cert_inventory(const config::Config& cfg) {
+    std::vector<CertInfo> out;
+    for (const auto& srv : cfg.servers) {
+        for (const auto& pair : srv.settings.ssl_certificates) {
+            CertInfo ci;
+            ci.server = srv.loc.file + ":" + std::to_string(srv.loc.line);
+            ci.path = pair.certificate;
+            FILE* f = std::fopen(pair.certificate.c_str(), "r");
+            X509* x = f ? PEM_read_X509(f, nullptr, nullptr, nullptr) : nullptr;
+            if (f) std::fclose(f);
+            if (!x) {
+                ci.error = "cannot read it again";
+                out.push_back(std::move(ci));
+                continue;
+            }
+            ci.subject = oneline(X509_get_subject_name(x));
+            ci.not_before = unix_time(X509_get0_notBefore(x));
+            ci.not_after = unix_time(X509_get0_notAfter(x));
+            if (auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr))) {
+                for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+                    const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
+                    if (gn->type == GEN_DNS) {
+                        const ASN1_IA5STRING* d = gn->d.dNSName;
+                        ci.names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(d)),
+                                              static_cast<size_t>(ASN1_STRING_length(d)));
+                    } else if (gn->type == GEN_IPADD && ASN1_STRING_length(gn->d.iPAddress) == 4) {
+                        const unsigned char* a = ASN1_STRING_get0_data(gn->d.iPAddress);
+                        char buf[16];
+                        std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+                        ci.names.push_back(std::string("IP:") + buf);
+                    }
+                }
+                GENERAL_NAMES_free(sans);
+            }
+            if (EVP_PKEY* k = X509_get0_pubkey(x)) {
+                const int id = EVP_PKEY_get_base_id(k);
+                ci.key = std::string(id == EVP_PKEY_RSA ? "RSA" : id == EVP_PKEY_EC ? "EC" : id == EVP_PKEY_ED25519 ? "Ed25519" : "other") +
+                         " " + std::to_string(EVP_PKEY_get_bits(k));
+            }
+            X509_free(x);
+            if (!srv.settings.ssl_stapling_file.empty()) read_ocsp(srv.settings.ssl_stapling_file, ci);
+            out.push_back(std::move(ci));
+        }
+    }
+    return out;
 }
 
 namespace {

@@ -27,6 +27,23 @@
 
 namespace terminus::dataplane {
 
+// A certificate a generation serves, as it was when the generation loaded
+// it (what terminusctl certs shows: the files may have changed since).
+struct CertInfo {
+    std::string server;  // the server block, FILE:LINE
+    std::string path;
+    std::string subject;
+    std::vector<std::string> names;  // subjectAltName DNS and IP entries
+    std::string key;                 // "RSA 2048", "EC 256", ...
+    int64_t not_before = 0, not_after = 0;  // unix seconds
+    // ssl_stapling_file: the response's thisUpdate and nextUpdate (0: none).
+    int64_t ocsp_this_update = 0, ocsp_next_update = 0;
+    std::string error;  // when the file could not be read again
+};
+
+// Reads the certificates CFG's TLS server blocks name.
+std::vector<CertInfo> cert_inventory(const config::Config& cfg);
+
 struct Generation {
     uint32_t number = 0;
     std::shared_ptr<const config::Config> cfg;
@@ -38,12 +55,15 @@ struct Generation {
     std::unique_ptr<proxy::HealthChecker> health;                     // core 0's, or null
     std::vector<std::unique_ptr<proxy::Routes>> routes;               // per core
     std::unique_ptr<mgmt::StatsWriter> stats;
+    std::vector<CertInfo> certs;
     // The control thread's bookkeeping.
     unsigned installed = 0;  // cores that installed it
     unsigned released = 0;   // cores that retired it and ended its last session
     bool live = false;       // its statistics segment is the one readers see
     uint64_t qsbr_token = 0;
     bool grace = false;      // waiting for the grace period since the last release
+    bool forgetting = false;  // the cores were asked to drop their OpenSSL thread state
+    unsigned forgotten = 0;   // cores that did
 };
 
 // What every generation is built over: the running dataplane.
@@ -63,9 +83,11 @@ struct GenerationBase {
 // contexts, certificates, keys and files loaded, the cores' routes, the
 // health checker and a staged statistics segment (the first generation's
 // is live at once). An error says what failed (a certificate that does not
-// load, ...); nothing of it is left then.
+// load, ...); nothing of it is left then. PREVIOUS: the generation it
+// replaces, whose upstream servers' health and failures carry over.
 Result<std::unique_ptr<Generation>> build_generation(const GenerationBase& base,
-                                                     std::shared_ptr<const config::Config> cfg, uint32_t number);
+                                                     std::shared_ptr<const config::Config> cfg, uint32_t number,
+                                                     const Generation* previous = nullptr);
 
 // Why RUNNING cannot become NEXT by a reload: the settings only a restart
 // applies (dataplane {}, mgmt { control }), each with where NEXT writes it;

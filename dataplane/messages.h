@@ -15,6 +15,9 @@
 //   kGenerationAck   what a core did with one (core -> control: the same
 //                    pointer, arg: its number, reserved[0]: kInstalled or
 //                    kReleased)
+//   kQuery           control -> core: fill the snapshot it points to
+//                    (terminusctl sessions; arg: the query's number)
+//   kQueryDone       core -> control: filled (the same pointer and arg)
 //
 // Besides the cores there is one more party, the control thread (the
 // configuration's, not an lcore): one ring from it to each core and one
@@ -45,7 +48,9 @@ constexpr unsigned kMessageBurst = 32;
     X(kSessionEntry, session_entry)             \
     X(kUpstreamSession, upstream_session)       \
     X(kConfigGeneration, config_generation)     \
-    X(kGenerationAck, generation_ack)
+    X(kGenerationAck, generation_ack)           \
+    X(kQuery, query)                            \
+    X(kQueryDone, query_done)
 
 enum class MessageKind : uint8_t {
 #define TERMINUS_X(id, name) id,
@@ -65,9 +70,13 @@ struct Message {
 };
 static_assert(sizeof(Message) == 16, "a message is 16 bytes");
 
+// kConfigGeneration's reserved[0].
+constexpr uint8_t kInstall = 0;  // give new connections this generation
+constexpr uint8_t kForget = 1;   // it is about to be freed: drop what OpenSSL keeps for this thread
 // kGenerationAck's reserved[0].
 constexpr uint8_t kInstalled = 0;  // new connections get it from now on
 constexpr uint8_t kReleased = 1;   // retired, and its last session ended
+constexpr uint8_t kForgotten = 2;  // this core's thread holds nothing of it
 constexpr unsigned kControlEntries = 64;
 
 // What a core does with a kind. DELIVER gets a run of consecutive messages

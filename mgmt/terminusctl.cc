@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <thread>
 
@@ -26,6 +27,10 @@ void usage(FILE* out) {
                  "       terminusctl reload [-c FILE | --socket PATH] [--json]\n"
                  "       terminusctl check [-c FILE | --socket PATH] [--json] [CHECKED_FILE]\n"
                  "       terminusctl status [-c FILE | --socket PATH] [--json]\n"
+                 "       terminusctl upstreams [-c FILE | --socket PATH] [--json]\n"
+                 "       terminusctl sessions [--top N] [-c FILE | --socket PATH] [--json]\n"
+                 "       terminusctl certs [-c FILE | --socket PATH] [--json]\n"
+                 "       terminusctl tickets rotate [-c FILE | --socket PATH] [--json]\n"
                  "  --name NAME   the terminusd instance (terminusd -n NAME; default \"default\")\n"
                  "  --json        one JSON object, for scripts\n"
                  "  --prometheus  Prometheus text exposition\n"
@@ -39,7 +44,11 @@ void usage(FILE* out) {
                  "check: what a reload of CHECKED_FILE (default: terminusd's file) would say,\n"
                  "  certificates and keys loaded, nothing applied.\n"
                  "status: the configuration generations terminusd holds.\n"
-                 "commands still to come: upstreams, sessions, certs, tickets rotate\n",
+                 "upstreams: each upstream server's state, weight, connections, failures, checks.\n"
+                 "sessions: sessions by stage, TCP connections by state; --top N: the N largest\n"
+                 "  sessions by bytes.\n"
+                 "certs: the certificates served: subject, names, key, expiry, OCSP response age.\n"
+                 "tickets rotate: a new random session ticket key now (the previous one decrypts).\n",
                  kDefaultConfig);
 }
 
@@ -47,9 +56,20 @@ void usage(FILE* out) {
 int control(const std::string& cmd, int argc, char** argv) {
     std::string file = kDefaultConfig, socket, checked;
     bool json = false, file_given = false;
-    for (int i = 0; i < argc; ++i) {
+    unsigned top = 0;
+    int i = 0;
+    if (cmd == "tickets") {
+        if (argc < 1 || std::strcmp(argv[0], "rotate") != 0) {
+            std::fprintf(stderr, "terminusctl tickets: say \"tickets rotate\"\n");
+            return 2;
+        }
+        i = 1;
+    }
+    for (; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "-c" && i + 1 < argc) {
+        if (cmd == "sessions" && a == "--top" && i + 1 < argc) {
+            top = static_cast<unsigned>(std::atoi(argv[++i]));
+        } else if (a == "-c" && i + 1 < argc) {
             file = argv[++i];
             file_given = true;
         } else if (a == "--socket" && i + 1 < argc) {
@@ -69,7 +89,8 @@ int control(const std::string& cmd, int argc, char** argv) {
         socket = terminus::mgmt::control_socket_of(file, why);
         if (!why.empty() && file_given) std::fprintf(stderr, "terminusctl: %s\n", why.c_str());
     }
-    std::string request = cmd;
+    std::string request = cmd == "tickets" ? "tickets rotate" : cmd;
+    if (cmd == "sessions") request += " " + std::to_string(top);
     if (!checked.empty()) {
         char real[4096];
         request += " " + std::string(realpath(checked.c_str(), real) ? real : checked.c_str());
@@ -89,6 +110,70 @@ int control(const std::string& cmd, int argc, char** argv) {
     if (json) {
         std::fputs(answer->c_str(), stdout);
         return ok ? 0 : 1;
+    }
+    if (!ok) {
+        for (const auto& e : (*j)["errors"].items) std::fprintf(stderr, "terminusctl %s: %s\n", cmd.c_str(), e.str.c_str());
+        if (cmd != "reload" && cmd != "check") return 1;
+    }
+    if (cmd == "upstreams") {
+        std::printf("%-16s %-22s %-9s %6s %6s %6s %8s %8s %-10s\n", "UPSTREAM", "SERVER", "STATE", "WEIGHT", "CONNS",
+                    "FAILS", "CHECKS", "FAILED", "LAST_CHECK");
+        for (const auto& u : (*j)["upstreams"].items) {
+            for (const auto& s : u["servers"].items) {
+                std::printf("%-16s %-22s %-9s %6.0f %6.0f %6.0f %8.0f %8.0f %-10s%s%s\n", u["name"].str.c_str(),
+                            s["server"].str.c_str(), s["state"].str.c_str(), s["weight"].number, s["conns"].number,
+                            s["fails"].number, s["checks"].number, s["checks_failed"].number,
+                            u["health_check"].truthy() ? s["last_check"].str.c_str() : "-",
+                            s["backup"].truthy() ? " backup" : "", s["down"].truthy() ? " down" : "");
+            }
+        }
+        return 0;
+    }
+    if (cmd == "certs") {
+        for (const auto& c : (*j)["certs"].items) {
+            std::printf("%s  (server at %s)\n", c["path"].str.c_str(), c["server"].str.c_str());
+            if (c["error"].type == terminus::mgmt::Json::Type::kString) {
+                std::printf("  error: %s\n", c["error"].str.c_str());
+                continue;
+            }
+            std::string names;
+            for (const auto& n : c["names"].items) names += (names.empty() ? "" : ", ") + n.str;
+            const auto t = static_cast<time_t>(c["not_after"].number);
+            char when[32];
+            std::strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", std::gmtime(&t));
+            std::printf("  subject  %s\n  names    %s\n  key      %s\n  expires  %s (%.0f days)\n",
+                        c["subject"].str.c_str(), names.c_str(), c["key"].str.c_str(), when, c["days_left"].number);
+            if (c["ocsp_age_s"].type == terminus::mgmt::Json::Type::kNumber) {
+                std::printf("  ocsp     response %.1f h old\n", c["ocsp_age_s"].number / 3600);
+            }
+        }
+        return 0;
+    }
+    if (cmd == "sessions") {
+        std::printf("%.0f sessions (generation %.0f for new ones)\n", (*j)["active"].number,
+                    (*j)["generation"].number);
+        for (const auto& [k, v] : (*j)["by_stage"].fields) {
+            if (v.number) std::printf("  %-20s %8.0f\n", k.c_str(), v.number);
+        }
+        std::printf("TCP connections by state\n");
+        for (const auto& [k, v] : (*j)["tcp"].fields) {
+            if (v.number) std::printf("  %-20s %8.0f\n", k.c_str(), v.number);
+        }
+        if (!(*j)["top"].items.empty()) {
+            std::printf("%-4s %-21s %-6s %-21s %-18s %-4s %12s %12s %9s %4s\n", "CORE", "CLIENT", "PORT", "UPSTREAM",
+                        "STAGE", "TLS", "TO_UPSTREAM", "TO_CLIENT", "AGE_S", "GEN");
+            for (const auto& t : (*j)["top"].items) {
+                std::printf("%-4.0f %-21s %-6.0f %-21s %-18s %-4s %12.0f %12.0f %9.1f %4.0f\n", t["core"].number,
+                            t["client"].str.c_str(), t["port"].number, t["upstream"].str.c_str(),
+                            t["stage"].str.c_str(), t["tls"].truthy() ? "yes" : "no", t["bytes_to_upstream"].number,
+                            t["bytes_to_client"].number, t["age_s"].number, t["generation"].number);
+            }
+        }
+        return 0;
+    }
+    if (cmd == "tickets") {
+        std::printf("terminusctl tickets rotate: %s\n", (*j)["message"].str.c_str());
+        return 0;
     }
     if (cmd == "status") {
         std::printf("generation %.0f of %s on %.0f cores\n", (*j)["generation"].number, (*j)["config"].str.c_str(),
@@ -171,10 +256,9 @@ int main(int argc, char** argv) {
     }
     const std::string cmd = argv[1];
     if (cmd == "stats") return stats(argc - 2, argv + 2);
-    if (cmd == "reload" || cmd == "check" || cmd == "status") return control(cmd, argc - 2, argv + 2);
-    if (cmd == "upstreams" || cmd == "sessions" || cmd == "certs" || cmd == "tickets") {
-        std::fprintf(stderr, "terminusctl %s: not implemented yet\n", cmd.c_str());
-        return 2;
+    if (cmd == "reload" || cmd == "check" || cmd == "status" || cmd == "upstreams" || cmd == "sessions" ||
+        cmd == "certs" || cmd == "tickets") {
+        return control(cmd, argc - 2, argv + 2);
     }
     std::fprintf(stderr, "terminusctl: unknown command \"%s\"\n", cmd.c_str());
     usage(stderr);

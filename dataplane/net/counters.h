@@ -23,6 +23,8 @@ namespace terminus::dataplane::net {
     X(ring_full_upstream_session, "upstream sessions not sent to a core: its ring was full") \
     X(ring_full_config_generation, "configuration generations not sent to a core: its ring was full") \
     X(ring_full_generation_ack, "generation acknowledgements not sent to the control thread: its ring was full") \
+    X(ring_full_query, "session queries not sent to a core: its ring was full") \
+    X(ring_full_query_done, "session query answers not sent to the control thread: its ring was full") \
     X(eth_bad, "frames too short for Ethernet")                                   \
     X(eth_unknown_type, "frames of an EtherType other than IPv4 and ARP")         \
     X(eth_not_for_us, "frames for another MAC address")                           \

@@ -90,10 +90,40 @@ PeerState peer_state(const config::Upstream& u, size_t i, const SharedPeer& s, u
     return PeerState::kUp;
 }
 
-SharedUpstreams::SharedUpstreams(const config::Config& cfg) {
+SharedUpstreams::SharedUpstreams(const config::Config& cfg, const SharedUpstreams* previous) {
     for (const auto& u : cfg.upstreams) {
-        groups_.push_back(Group{&u, std::make_unique<SharedPeer[]>(u.servers.size())});
+        Group g{&u, std::make_unique<SharedPeer[]>(u.servers.size()), std::vector<bool>(u.servers.size())};
+        const Group* old = nullptr;
+        for (const auto& pg : previous ? previous->groups_ : groups_) {
+            if (previous && pg.upstream->name == u.name) old = &pg;
+        }
+        for (size_t i = 0; old && i < u.servers.size(); ++i) {
+            const config::UpstreamServer& s = u.servers[i];
+            for (size_t j = 0; j < old->upstream->servers.size(); ++j) {
+                const config::UpstreamServer& o = old->upstream->servers[j];
+                if (o.address != s.address || o.port != s.port || o.host != s.host) continue;
+                const SharedPeer& from = old->peers[j];
+                SharedPeer& to = g.peers[i];
+                constexpr auto r = std::memory_order_relaxed;
+                to.fails.store(from.fails.load(r), r);
+                to.failed_at_us.store(from.failed_at_us.load(r), r);
+                to.health.store(from.health.load(r), r);
+                to.checks.store(from.checks.load(r), r);
+                to.checks_failed.store(from.checks_failed.load(r), r);
+                to.last_check.store(from.last_check.load(r), r);
+                g.carried[i] = true;
+                break;
+            }
+        }
+        groups_.push_back(std::move(g));
     }
+}
+
+bool SharedUpstreams::carried(const std::string& name, size_t i) const {
+    for (const auto& g : groups_) {
+        if (g.upstream->name == name) return i < g.carried.size() && g.carried[i];
+    }
+    return false;
 }
 
 SharedPeer* SharedUpstreams::find(const std::string& name) const {

@@ -72,13 +72,19 @@ PeerState peer_state(const config::Upstream& u, size_t i, const SharedPeer& s, u
 // order of Config::upstreams.
 class SharedUpstreams {
   public:
-    explicit SharedUpstreams(const config::Config& cfg);
+    // PREVIOUS: the generation before (a reload): each server it had
+    // (same group, address and port) keeps its health, passive failures
+    // and check counts; its open connections stay counted there.
+    explicit SharedUpstreams(const config::Config& cfg, const SharedUpstreams* previous = nullptr);
+    // Whether server I of group NAME was carried from the previous generation.
+    bool carried(const std::string& name, size_t i) const;
     // The entries for upstream NAME (one per server), or null.
     SharedPeer* find(const std::string& name) const;
 
     struct Group {
         const config::Upstream* upstream;
         std::unique_ptr<SharedPeer[]> peers;  // parallel to upstream->servers
+        std::vector<bool> carried;            // likewise
     };
     const std::vector<Group>& groups() const { return groups_; }
 

@@ -179,9 +179,13 @@ Result<std::unique_ptr<HealthChecker>> HealthChecker::create(const config::Confi
             if (s.down || !s.address) continue;
             Target t{check, static_cast<uint32_t>(i), *s.address, h.port ? h.port : s.port,
                      HealthCounter(h.fails, h.passes, h.mandatory), 0, false};
-            if (h.mandatory) {
-                // NGINX Plus's "persistent" keeps a healthy server up across
-                // a reload; a start is never one, so mandatory applies.
+            // A reload: a server the previous generation checked keeps what
+            // it was (NGINX Plus: except that "mandatory" without
+            // "persistent" checks every server again first).
+            const bool carried = shared.carried(group, i);
+            if (carried && (!h.mandatory || h.persistent)) {
+                t.counter = HealthCounter(h.fails, h.passes, peers[i].health.load(std::memory_order_relaxed));
+            } else if (h.mandatory) {
                 peers[i].health.store(Health::kChecking, std::memory_order_relaxed);
             }
             hc->targets_.push_back(t);

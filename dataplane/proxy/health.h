@@ -67,6 +67,8 @@ constexpr uint64_t kCheckTimeoutUs = 5'000'000;
 class HealthCounter {
   public:
     HealthCounter(uint32_t fails, uint32_t passes, bool mandatory);
+    // Starts from H instead (a server the previous generation knew).
+    HealthCounter(uint32_t fails, uint32_t passes, Health h) : fails_(fails ? fails : 1), passes_(passes ? passes : 1), health_(h) {}
     // Counts one check; returns whether health() changed.
     bool record(bool passed);
     Health health() const { return health_; }

@@ -20,6 +20,12 @@ constexpr uint32_t kNoSession = UINT32_MAX;
 constexpr unsigned kLogBurst = 10;
 }
 
+const char* stage_name(size_t stage) {
+    static constexpr const char* kNames[] = {"proxy_header", "preread", "client_handshake",
+                                             "connecting",   "upstream_handshake", "relay"};
+    return stage < std::size(kNames) ? kNames[stage] : "?";
+}
+
 void Session::reset() {
     client.clear();
     upstream.clear();
@@ -42,6 +48,8 @@ void Session::reset() {
     upstream_up = false;
     closing = false;
     deferred = false;
+    started_us = 0;
+    bytes_to_upstream = bytes_to_client = 0;
 }
 
 Proxy::Proxy(tcp::Stack& stack, unsigned core, unsigned n_cores, uint32_t local_ip, unsigned max_sessions)
@@ -165,6 +173,42 @@ void Proxy::install(Routes* r) {
     current_ = r;
 }
 
+void Proxy::snapshot(SessionsSnapshot& out) const {
+    out = SessionsSnapshot{};
+    for (unsigned st = 0; st < tcp::kNumTcpStates; ++st) out.tcp_states[st] = stack_.counters().state[st];
+    for (unsigned i = 0; i < n_sessions_; ++i) {
+        const Session& s = sessions_[i];
+        if (!s.in_use) continue;
+        ++out.active;
+        ++out.by_stage[static_cast<size_t>(s.stage)];
+        const uint64_t bytes = s.bytes_to_upstream + s.bytes_to_client;
+        // The largest kMaxTop, kept in descending order.
+        size_t at = out.n_top;
+        while (at > 0 && out.top[at - 1].bytes_to_upstream + out.top[at - 1].bytes_to_client < bytes) --at;
+        if (at >= SessionsSnapshot::kMaxTop) continue;
+        const size_t last = std::min<size_t>(out.n_top, SessionsSnapshot::kMaxTop - 1);
+        for (size_t j = last; j > at; --j) out.top[j] = out.top[j - 1];
+        if (out.n_top < SessionsSnapshot::kMaxTop) ++out.n_top;
+        SessionsSnapshot::Top& t = out.top[at];
+        t = SessionsSnapshot::Top{};
+        if (s.client.conn) {
+            t.client_ip = s.client.conn->tuple.remote_ip;
+            t.client_port = s.client.conn->tuple.remote_port;
+            t.local_port = s.client.conn->tuple.local_port;
+        }
+        if (s.upstream.conn) {
+            t.upstream_ip = s.upstream.conn->tuple.remote_ip;
+            t.upstream_port = s.upstream.conn->tuple.remote_port;
+        }
+        t.bytes_to_upstream = s.bytes_to_upstream;
+        t.bytes_to_client = s.bytes_to_client;
+        t.age_us = now_us_ - s.started_us;
+        t.generation = s.routes ? s.routes->generation : 0;
+        t.stage = static_cast<uint8_t>(s.stage);
+        t.tls = std::holds_alternative<TlsServerTransport>(s.client.storage);
+    }
+}
+
 Routes* Proxy::take_released() {
     for (size_t i = 0; i < retired_.size(); ++i) {
         Routes* r = retired_[i];
@@ -225,6 +269,7 @@ tcp::Handler* PortListener::accept(tcp::Connection& c) {
         return nullptr;
     }
     ++proxy.counters_.accepts;
+    s->started_us = proxy.now_us_;
     s->routes = &routes;
     ++routes.sessions;
     s->port = this;
@@ -751,8 +796,10 @@ void Proxy::relay(Session& s, Side& from, Side& to) {
     }
     if (&from == &s.client) {
         counters_.bytes_to_upstream += moved;
+        s.bytes_to_upstream += moved;
     } else {
         counters_.bytes_to_client += moved;
+        s.bytes_to_client += moved;
     }
     if (to.t->kind() == Transport::Kind::kTlsServer) {
         auto& tt = *static_cast<TlsTransport*>(to.t);

@@ -183,6 +183,9 @@ struct Session final : tcp::Handler {
     bool deferred = false;     // in Proxy::deferred_
     bool in_use = false;
     uint32_t next_free = 0;
+    // For terminusctl sessions and the access log.
+    uint64_t started_us = 0;
+    uint64_t bytes_to_upstream = 0, bytes_to_client = 0;
 
     // Back to a free session's state (transports cannot be assigned).
     void reset();
@@ -199,6 +202,27 @@ struct Session final : tcp::Handler {
     void on_writable(tcp::Connection& c) override;
     void on_closed(tcp::Connection& c, tcp::CloseReason why) override;
 };
+
+// One core's sessions as terminusctl sessions shows them: counts by stage
+// and the largest by bytes (Proxy::snapshot, on the core).
+struct SessionsSnapshot {
+    static constexpr size_t kStages = 6;  // Session::Stage
+    static constexpr size_t kMaxTop = 32;
+    uint32_t active = 0;
+    uint32_t by_stage[kStages] = {};
+    uint64_t tcp_states[tcp::kNumTcpStates] = {};  // the core's TCP connections by state
+    struct Top {
+        uint32_t client_ip = 0, upstream_ip = 0;
+        uint16_t client_port = 0, local_port = 0, upstream_port = 0;
+        uint64_t bytes_to_upstream = 0, bytes_to_client = 0;
+        uint64_t age_us = 0;
+        uint32_t generation = 0;
+        uint8_t stage = 0;
+        bool tls = false;
+    } top[kMaxTop];
+    size_t n_top = 0;
+};
+const char* stage_name(size_t stage);
 
 class Proxy final : public Application {
   public:
@@ -219,6 +243,9 @@ class Proxy final : public Application {
     // A retired generation's routes whose last session ended since the
     // last call (its core's only), or null: the caller tells their owner.
     Routes* take_released();
+    // Fills OUT from this core's sessions (a scan of the sessions array:
+    // for the operator, not the hot path).
+    void snapshot(SessionsSnapshot& out) const;
     const Routes* current() const { return current_; }
     size_t retired() const { return retired_.size(); }
     void set_now(uint64_t now_us) override { now_us_ = now_us; }

@@ -311,6 +311,24 @@ out=$(who 85 4)
 [ "$out" = "9501=4" ] && ok "proxy_ssl: connections go to the server that passed, re-encrypted ($out)" ||
     not_ok "proxy_ssl: connections go to the server that passed, re-encrypted" "$out"
 
+# A reload keeps what the checks found (NGINX Plus: "mandatory" without
+# "persistent" would check every server again first): right after it, the
+# unreachable servers are still unhealthy, not "up" or "checking", and the
+# counts go on.
+checks_twin=$(ustat twin/198.18.0.99:9301 checks)
+core0_generation() {
+    "$ctl" stats --name "hc$id" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"]["config"]["generation"]["per_core"][0])'
+}
+kill -HUP "$pid"
+if wait_for 10 bash -c "[ \"\$(\"$ctl\" stats --name hc$id --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"stats\"][\"config\"][\"generation\"][\"per_core\"][0])')\" = 2 ]"; then
+    st="mand $(ustat mand/198.18.0.99:9301 state), twin $(ustat twin/198.18.0.99:9301 state)"
+    [ "$st" = "mand unhealthy, twin unhealthy" ] && at_least twin/198.18.0.99:9301 checks "$checks_twin" &&
+        ok "a reload (SIGHUP) keeps the servers' health and check counts ($st)" ||
+        not_ok "a reload (SIGHUP) keeps the servers' health and check counts" "$st; twin checks $(ustat twin/198.18.0.99:9301 checks), $checks_twin before"
+else
+    not_ok "a reload (SIGHUP) makes generation 2" "$(tail -5 "$work/log")"
+fi
+
 # The other server of the pair was checked all along, and passed.
 at_least pair/198.18.0.1:9101 checks $((checks_before + 10)) && is pair/198.18.0.1:9101 checks_failed "$failed_before" &&
     ok "the healthy server's checks went on and passed ($((checks_before)) then $(ustat pair/198.18.0.1:9101 checks))" ||

@@ -151,9 +151,30 @@ for k in 1 2 3 4 5; do
     check "reload $k: the added port $port answers" answers $port "port $port\\n"
     check "reload $k: the removed port $gone is refused" refused $gone
 done
-check "a ticket issued before the reloads still resumes" bash -c \
-    "in_ns timeout 10 openssl s_client -connect 198.18.0.2:9444 -servername example.com -CAfile '$certs/ca.crt' \
-        -sess_in '$work/ticket' </dev/null 2>&1 | grep -E '^Reused'"
+resume() {  # resume: how a client with the saved ticket comes back (Reused or New)
+    in_ns timeout 10 openssl s_client -connect 198.18.0.2:9444 -servername example.com -CAfile "$certs/ca.crt" \
+        -sess_in "$work/ticket" </dev/null 2>&1 | grep -oE '^(Reused|New)' | head -1
+}
+[ "$(resume)" = Reused ] && ok "a ticket issued before the reloads still resumes" ||
+    not_ok "a ticket issued before the reloads still resumes" "$(resume)"
+check "the held sessions are seen on their generation (terminusctl sessions)" bash -c \
+    "tctl sessions --top 5 --json | python3 -c \"import json,sys; j=json.load(sys.stdin); t=j['top']
+print(j['active'], 'sessions,', j['by_stage']['relay'], 'relaying, the largest on generation', t[0]['generation'])
+sys.exit(not (j['active'] >= 1000 and len(t) == 5 and all(x['generation'] == 1 for x in t) and j['generation'] == 6))\""
+check "terminusctl upstreams shows the echo server and its connections" bash -c \
+    "tctl upstreams --json | python3 -c \"import json,sys; s=json.load(sys.stdin)['upstreams'][0]['servers'][0]
+print(s['server'], s['state'], s['conns'], 'connections'); sys.exit(not (s['state'] == 'up' and s['conns'] >= 1000))\""
+check "terminusctl certs shows what generation 6 serves" bash -c \
+    "tctl certs --json | python3 -c \"import json,sys; c=json.load(sys.stdin)['certs']
+print([(x['path'].split('/')[-1], x['key'], x['days_left']) for x in c])
+sys.exit(not (c[0]['path'].endswith('ecdsa.crt') and c[0]['key'] == 'EC 256' and 'example.com' in c[0]['names']))\""
+# Ticket-key rotation: the previous key still decrypts, the one before not.
+tctl tickets rotate >/dev/null
+[ "$(resume)" = Reused ] && ok "after one ticket-key rotation the old ticket still resumes" ||
+    not_ok "after one ticket-key rotation the old ticket still resumes" "$(resume)"
+tctl tickets rotate >/dev/null
+[ "$(resume)" = New ] && ok "after two rotations it no longer does (a full handshake)" ||
+    not_ok "after two rotations it no longer does" "$(resume)"
 
 # Refused reloads: the running generation (6, file b) stays and serves.
 bad() {  # bad NAME EXPECTED_REGEX: file terminus.conf is refused with it
@@ -189,7 +210,9 @@ check "the retired generations are freed once their sessions ended" \
 
 kill -TERM "$pid"
 wait "$pid" 2>/dev/null
+rc=$?
 pid=
-check "terminusd stops and removes its control socket" test ! -e "$sock"
+[ $rc -eq 0 ] && [ ! -e "$sock" ] && ok "terminusd stops with status 0 and removes its control socket" ||
+    not_ok "terminusd stops with status 0 and removes its control socket" "status $rc; $(tail -5 "$work/log")"
 echo "1..$n"
 [ $fails -eq 0 ]
