@@ -334,6 +334,8 @@ struct ServerSettings {
     // access, limits, logs
     std::vector<AccessRule> access_rules;  // allow/deny in order
     std::vector<LimitConn> limit_conn;
+    bool limit_conn_dry_run = false;
+    LogLevel limit_conn_log_level = LogLevel::kError;  // info, notice, warn or error
     std::vector<AccessLog> access_log;
     bool access_log_off = false;
     std::optional<ErrorLog> error_log;  // unset: the stream's or main's

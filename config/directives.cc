@@ -921,6 +921,16 @@ void h_limit_conn(Builder& b, Scope& s, const Node& n) {
     list.push_back(std::move(l));
 }
 
+void h_limit_conn_log_level(Builder& b, Scope& s, const Node& n) {
+    LogLevel l{};
+    if (!read_level(n.args[0].text, l) || l < LogLevel::kInfo || l > LogLevel::kError) {
+        b.error(n.args[0].loc, "invalid limit_conn_log_level " + dq(n.args[0].text) +
+                                   ": use info, notice, warn or error");
+        return;
+    }
+    s.settings->limit_conn_log_level = l;
+}
+
 void h_access_rule(Builder& b, Scope& s, const Node& n) {
     auto& rules = s.settings->access_rules;
     // allow and deny form one ordered list; a server that writes either
@@ -1531,6 +1541,8 @@ constexpr DirectiveSpec kDirectives[] = {
     {"allow", kSS, 1, 1, false, true, "", h_access_rule},
     {"deny", kSS, 1, 1, false, true, "", h_access_rule},
     {"limit_conn", kSS, 2, 2, false, true, "", h_limit_conn},
+    {"limit_conn_dry_run", kSS, 1, 1, false, false, "off", h_flag<&ServerSettings::limit_conn_dry_run>},
+    {"limit_conn_log_level", kSS, 1, 1, false, false, "error", h_limit_conn_log_level},
     {"ssl_preread", kSS, 1, 1, false, false, "off", h_flag<&ServerSettings::ssl_preread>},
     {"preread_timeout", kSS, 1, 1, false, false, "30s", h_msec<&ServerSettings::preread_timeout>},
     {"preread_buffer_size", kSS, 1, 1, false, false, "16k",

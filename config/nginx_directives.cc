@@ -156,8 +156,6 @@ constexpr NginxOnly kNginxOnly[] = {
     {"js_filter", kStream},
     {"js_set", kStream},
     {"set_real_ip_from", kStream},
-    {"limit_conn_dry_run", kStream},
-    {"limit_conn_log_level", kStream},
     {"pass", kStream},
     {"open_log_file_cache", kStream},
     {"map_hash_max_size", kStream},

@@ -22,6 +22,11 @@ Result<std::unique_ptr<Generation>> build_generation(const GenerationBase& base,
     const config::Config& c = *cfg;
     const unsigned n = base.n_cores;
     g->upstreams = std::make_unique<proxy::SharedUpstreams>(c, previous ? previous->upstreams.get() : nullptr);
+    std::vector<proxy::LimitZone*> zones;
+    for (const auto& z : c.limit_conn_zones) {
+        g->zones.push_back(base.limit_zones->get(z.name, z.size));
+        zones.push_back(g->zones.back().get());
+    }
     tls::TlsCarry carry = base.carry;
     carry.generation = number;
     bool any_tls = false, any_proxy_ssl = false;
@@ -56,7 +61,7 @@ Result<std::unique_ptr<Generation>> build_generation(const GenerationBase& base,
             g->core_upstream_tls.push_back(std::move(*r));
             ut = g->core_upstream_tls.back().get();
         }
-        g->routes.push_back(p.make_routes(number, cfg, *g->upstreams, ct, ut));
+        g->routes.push_back(p.make_routes(number, cfg, *g->upstreams, ct, ut, zones));
     }
     // Active health checks: one checker, on core 0 (proxy/health.h says
     // why), made before any core picks a server ("mandatory" holds them

@@ -48,6 +48,9 @@ struct Generation {
     uint32_t number = 0;
     std::shared_ptr<const config::Config> cfg;
     std::unique_ptr<proxy::SharedUpstreams> upstreams;
+    // limit_conn zones, parallel to Config::limit_conn_zones (shared with
+    // the generations before and after that have the same zone).
+    std::vector<std::shared_ptr<proxy::LimitZone>> zones;
     std::unique_ptr<tls::SharedTls> tls;
     std::unique_ptr<tls::SharedUpstreamTls> upstream_tls;
     std::vector<std::unique_ptr<tls::CoreTls>> core_tls;              // per core, or none
@@ -74,6 +77,7 @@ struct GenerationBase {
     const uint64_t* now_us0 = nullptr;   // core 0's loop clock
     uint32_t local_ip = 0;
     tls::TlsCarry carry;                 // generation set per build
+    std::shared_ptr<proxy::LimitZones> limit_zones = std::make_shared<proxy::LimitZones>();
     std::string instance;
     uint64_t tsc_hz = 0;
     int64_t started_unix = 0;

@@ -77,7 +77,9 @@ constexpr std::string_view kImplemented[] = {
     "allow", "deny", "return",
     // mgmt {}: the control socket (terminusd) and the metrics endpoint
     // (terminus-mgmtd, which reads the same file).
-    "mgmt", "control", "metrics", "ticket_key_rotation"};
+    "mgmt", "control", "metrics", "ticket_key_rotation",
+    // limit_conn (proxy/limit_conn.h).
+    "limit_conn_zone", "limit_conn", "limit_conn_dry_run", "limit_conn_log_level"};
 
 // How long SIGTERM lets established sessions finish before resetting
 // them (dataplane { shutdown_timeout }), set before the lcores start.
@@ -103,6 +105,12 @@ std::vector<config::Diagnostic> unsupported_directives(const config::Config& cfg
         if (u.method == config::BalanceMethod::kHash && !proxy::Balancer::key_supported(u.hash_key, bad)) {
             refuse(u.loc, "\"hash\" on " + bad + " (keys may use $remote_addr, $remote_port, "
                           "$binary_remote_addr, $server_addr and $server_port)");
+        }
+    }
+    for (const auto& srv : cfg.servers) {
+        if (srv.settings.limit_conn.size() > proxy::Session::kMaxLimits) {
+            refuse(srv.settings.limit_conn[proxy::Session::kMaxLimits].loc,
+                   "more than " + std::to_string(proxy::Session::kMaxLimits) + " \"limit_conn\" in one server");
         }
     }
     for (const auto& w : cfg.written) {

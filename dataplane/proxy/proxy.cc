@@ -50,6 +50,7 @@ void Session::reset() {
     deferred = false;
     started_us = 0;
     bytes_to_upstream = bytes_to_client = 0;
+    n_limits = 0;
 }
 
 Proxy::Proxy(tcp::Stack& stack, unsigned core, unsigned n_cores, uint32_t local_ip, unsigned max_sessions)
@@ -71,7 +72,8 @@ Proxy::Proxy(tcp::Stack& stack, unsigned core, unsigned n_cores, uint32_t local_
 
 std::unique_ptr<Routes> Proxy::make_routes(uint32_t generation, std::shared_ptr<const config::Config> config,
                                            const SharedUpstreams& shared, tls::CoreTls* tls,
-                                           tls::UpstreamTls* upstream_tls) const {
+                                           tls::UpstreamTls* upstream_tls,
+                                           const std::vector<LimitZone*>& zones) const {
     auto r = std::make_unique<Routes>();
     r->generation = generation;
     r->cfg = std::move(config);
@@ -88,6 +90,15 @@ std::unique_ptr<Routes> Proxy::make_routes(uint32_t generation, std::shared_ptr<
     }
     for (const auto& u : cfg.upstreams) {
         r->upstream_balancers.push_back(std::make_unique<Balancer>(u, shared.find(u.name)));
+    }
+    for (const auto& z : cfg.limit_conn_zones) {
+        auto& k = r->limit_keys.emplace_back();
+        if (auto e = Expression::compile(z.key, r->maps.get())) {
+            k.emplace(std::move(*e));
+        } else {
+            std::fprintf(stderr, "terminusd: core %u: limit_conn_zone %s: %s\n", core_, z.key.c_str(),
+                         e.error().c_str());
+        }
     }
     std::vector<ServerListener*> by_server(cfg.servers.size(), nullptr);
     for (size_t i = 0; i < cfg.servers.size(); ++i) {
@@ -122,6 +133,13 @@ std::unique_ptr<Routes> Proxy::make_routes(uint32_t generation, std::shared_ptr<
                     continue;
                 }
                 break;
+        }
+        for (const auto& lc : srv.settings.limit_conn) {
+            for (size_t z = 0; z < cfg.limit_conn_zones.size() && z < zones.size(); ++z) {
+                if (cfg.limit_conn_zones[z].name == lc.zone && r->limit_keys[z]) {
+                    l->limits.push_back({zones[z], &*r->limit_keys[z], lc.number});
+                }
+            }
         }
         l->passthrough = srv.settings.ssl_preread;
         r->preread_cap = std::max<uint32_t>(r->preread_cap, static_cast<uint32_t>(std::min<uint64_t>(
@@ -234,6 +252,8 @@ Session* Proxy::alloc_session() {
 
 void Proxy::free_session(Session& s) {
     if (s.peer >= 0) s.balancer->release(s.peer);
+    for (unsigned i = 0; i < s.n_limits; ++i) LimitZone::release(s.limit_slots[i]);
+    s.n_limits = 0;
     if (s.routes) --s.routes->sessions;
     // Frees the SSLs and what OpenSSL held for them, and any decrypted
     // bytes not passed on.
@@ -299,6 +319,65 @@ tcp::Handler* PortListener::accept(tcp::Connection& c) {
         proxy.begin_client(*s);
     }
     return s;
+}
+
+namespace {
+const char* level_tag(config::LogLevel l) {
+    switch (l) {
+        case config::LogLevel::kInfo: return "info";
+        case config::LogLevel::kNotice: return "notice";
+        case config::LogLevel::kWarn: return "warn";
+        default: return "error";
+    }
+}
+}  // namespace
+
+bool Proxy::check_limit(Session& s) {
+    const ServerListener& l = *s.listener;
+    if (l.limits.empty()) return true;
+    const config::ServerSettings& st = l.server.settings;
+    const SessionVars vars = s.vars();
+    for (const auto& lim : l.limits) {
+        char key[256];
+        const size_t n = std::min(lim.key->evaluate(vars, key, sizeof key), sizeof key);
+        if (n == 0) continue;  // nginx: an empty key is not accounted
+        std::atomic<uint64_t>* slot = nullptr;
+        const LimitZone::Result r = lim.zone->acquire(std::string_view(key, n), lim.number, slot);
+        if (r == LimitZone::Result::kCounted) {
+            if (s.n_limits < Session::kMaxLimits) {
+                s.limit_slots[s.n_limits++] = slot;
+            } else {
+                LimitZone::release(slot);  // refused at start: more than kMaxLimits
+            }
+            continue;
+        }
+        if (st.limit_conn_dry_run) {
+            ++counters_.limit_conn_dry_run;
+            if (may_log()) {
+                const tcp::FourTuple& t = s.client.conn->tuple;
+                std::fprintf(stderr, "terminusd: [%s] limiting connections, dry run, by zone \"%s\", client %u.%u.%u.%u:%u\n",
+                             level_tag(st.limit_conn_log_level), lim.zone->name().c_str(), t.remote_ip >> 24,
+                             (t.remote_ip >> 16) & 255, (t.remote_ip >> 8) & 255, t.remote_ip & 255, t.remote_port);
+            }
+            continue;
+        }
+        ++(r == LimitZone::Result::kFull ? counters_.limit_conn_zone_full : counters_.limit_conn_rejected);
+        if (may_log()) {
+            const tcp::FourTuple& t = s.client.conn->tuple;
+            std::fprintf(stderr,
+                         r == LimitZone::Result::kFull
+                             ? "terminusd: [%s] limit_conn zone \"%s\" has no room for a new key; %u.%u.%u.%u:%u closed\n"
+                             : "terminusd: [%s] limiting connections by zone \"%s\", client %u.%u.%u.%u:%u\n",
+                         level_tag(st.limit_conn_log_level), lim.zone->name().c_str(), t.remote_ip >> 24,
+                         (t.remote_ip >> 16) & 255, (t.remote_ip >> 8) & 255, t.remote_ip & 255, t.remote_port);
+        }
+        // nginx finalizes the session with 503: closed, nothing sent.
+        tcp::Connection& c = *s.client.conn;
+        stack_.skip(c, UINT32_MAX, now_us_);
+        stack_.close(c, now_us_);
+        return false;
+    }
+    return true;
 }
 
 bool Proxy::check_access(Session& s) {
@@ -390,7 +469,7 @@ void Proxy::read_proxy_header(Session& s) {
         format_ipv4(s.pp_dst_text, h.dst.ip4);
     }
     stack_.skip(c, h.length, now_us_);
-    if (!check_access(s)) return;
+    if (!check_limit(s) || !check_access(s)) return;
     begin_client(s);
     // What followed the header in the same segments goes on now.
     if (!s.in_use || !s.client.conn) return;
@@ -969,7 +1048,7 @@ void Session::on_established(tcp::Connection& c) {
     Proxy& p = *proxy;
     if (&c == client.conn) {
         // The access phase; with a PROXY header it comes once that is read.
-        if (stage != Stage::kProxyHeader && !p.check_access(*this)) return;
+        if (stage != Stage::kProxyHeader && (!p.check_limit(*this) || !p.check_access(*this))) return;
         switch (stage) {
             case Stage::kProxyHeader:
             case Stage::kPreread:

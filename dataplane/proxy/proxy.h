@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "dataplane/proxy/balancer.h"
 #include "dataplane/proxy/client_hello.h"
+#include "dataplane/proxy/limit_conn.h"
 #include "dataplane/proxy/variables.h"
 #include "dataplane/proxy/transport.h"
 #include "dataplane/tcp/tcp.h"
@@ -26,6 +27,9 @@ namespace terminus::dataplane::proxy {
 #define TERMINUS_PROXY_COUNTERS(X)                                              \
     X(accepts, "client connections accepted")                                   \
     X(access_denied, "client connections closed by a deny rule (allow/deny)")    \
+    X(limit_conn_rejected, "client connections closed by limit_conn (their key had N already)") \
+    X(limit_conn_dry_run, "connections limit_conn would have closed (limit_conn_dry_run on)") \
+    X(limit_conn_zone_full, "client connections closed: their limit_conn_zone bucket was full") \
     X(returns, "sessions answered by return instead of an upstream")            \
     X(sessions_refused, "client connections refused: no free session")          \
     X(upstream_connects, "connections opened to upstream servers")              \
@@ -75,6 +79,13 @@ class ServerListener {
     std::optional<Expression> target;
     // "return VALUE": the value sent to the client instead of proxying.
     std::optional<Expression> ret;
+    // limit_conn NAME N: the zone, its key (Routes::limit_keys) and N.
+    struct Limit {
+        LimitZone* zone;
+        const Expression* key;
+        uint32_t number;
+    };
+    std::vector<Limit> limits;
     // Passes TLS through undecrypted: "ssl_preread on" (on an ssl listen:
     // the names this server holds are not terminated).
     bool passthrough = false;
@@ -118,6 +129,8 @@ struct Routes {
     std::vector<std::unique_ptr<Balancer>> upstream_balancers;
     std::vector<std::unique_ptr<Balancer>> address_balancers;
     std::vector<std::unique_ptr<PortListener>> ports;
+    // Each limit_conn_zone's key (parallel to Config::limit_conn_zones).
+    std::vector<std::optional<Expression>> limit_keys;
     uint32_t preread_cap = 0;
     // Its core's only: sessions that started on it and are open, and
     // whether a newer generation replaced it.
@@ -183,6 +196,10 @@ struct Session final : tcp::Handler {
     bool deferred = false;     // in Proxy::deferred_
     bool in_use = false;
     uint32_t next_free = 0;
+    // The limit_conn counts this session holds (given back at its end).
+    static constexpr unsigned kMaxLimits = 8;
+    std::atomic<uint64_t>* limit_slots[kMaxLimits] = {};
+    uint8_t n_limits = 0;
     // For terminusctl sessions and the access log.
     uint64_t started_us = 0;
     uint64_t bytes_to_upstream = 0, bytes_to_client = 0;
@@ -232,9 +249,11 @@ class Proxy final : public Application {
     // SHARED and this core's TLS: TLS null when no server terminates TLS,
     // UPSTREAM_TLS null when none has proxy_ssl on. Reads only what does
     // not change: callable from another thread while the core runs.
+    // ZONES: the limit_conn zones, parallel to CFG's limit_conn_zones.
     std::unique_ptr<Routes> make_routes(uint32_t generation, std::shared_ptr<const config::Config> cfg,
                                         const SharedUpstreams& shared, tls::CoreTls* tls,
-                                        tls::UpstreamTls* upstream_tls) const;
+                                        tls::UpstreamTls* upstream_tls,
+                                        const std::vector<LimitZone*>& zones = {}) const;
     // On the core: new connections go to R from now on. Its ports are
     // listened on (replacing the previous generation's listener on the
     // same address and port; ports it lacks stop listening), the
@@ -279,6 +298,9 @@ class Proxy final : public Application {
     // The client side's first stage once any PROXY header is read.
     // allow/deny on the client's address; false: denied, and closed.
     bool check_access(Session& s);
+    // limit_conn (nginx's preaccess phase, before allow/deny); false:
+    // refused, and closed.
+    bool check_limit(Session& s);
     // The content phase of a server with "return": the value, then close.
     void serve_return(Session& s);
     void begin_client(Session& s);

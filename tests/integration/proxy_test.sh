@@ -94,6 +94,11 @@ stream {
     server { listen 95; allow 198.18.0.0/24; deny all; proxy_pass echo; }
     # return instead of proxy_pass, with variables.
     server { listen 96; return "hello \$remote_addr:\$server_port\n"; }
+    # limit_conn: two connections per client address; a dry run.
+    limit_conn_zone \$binary_remote_addr zone=addr:1m;
+    limit_conn_zone \$binary_remote_addr zone=dry:32k;
+    server { listen 97; limit_conn addr 2; proxy_pass echo; }
+    server { listen 98; limit_conn dry 1; limit_conn_dry_run on; limit_conn_log_level warn; proxy_pass echo; }
 }
 CONF
 # Not through in_ns: $! must be terminusd itself, not a subshell.
@@ -173,6 +178,44 @@ access=$("$(dirname "$terminusd")/../mgmt/terminusctl" stats --name "px$id" --js
 
 # return: the value with its variables, then the connection closes.
 check "return sends its value with variables and closes" client read 198.18.0.2 96 'hello 198.18.0.1:96\n'
+
+# limit_conn: PORT takes at most N connections from one address; the
+# one over is closed unserved; one closed makes room.
+limit_conn() {  # limit_conn PORT N EXTRA_ALLOWED(0|1)
+    in_ns timeout 60 python3 - "$@" <<'PY'
+import socket, sys, time
+port, n, extra = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+def served(s):
+    try:
+        s.sendall(b"ping")
+        s.settimeout(5)
+        return s.recv(4) == b"ping"
+    except OSError:
+        return False
+held = [socket.create_connection(("198.18.0.2", port), timeout=5) for _ in range(n)]
+assert all(served(s) for s in held), "the first connections are served"
+over = socket.create_connection(("198.18.0.2", port), timeout=5)
+if served(over) != extra:
+    sys.exit(f"connection {n + 1} {'refused' if extra else 'served'}")
+over.close()
+held.pop().close()
+time.sleep(0.3)
+again = socket.create_connection(("198.18.0.2", port), timeout=5)
+assert served(again), "a connection after one closed is served"
+print(f"{n} served, the one over {'served (dry run)' if extra else 'closed'}, one closed makes room")
+PY
+}
+check "limit_conn addr 2: a third connection from one address is closed" limit_conn 97 2 0
+check "limit_conn_dry_run on: the one over the limit is served and counted" limit_conn 98 1 1
+limits=$("$(dirname "$terminusd")/../mgmt/terminusctl" stats --name "px$id" --json | python3 -c '
+import json,sys; p=json.load(sys.stdin)["stats"]["proxy"]
+print(p["limit_conn_rejected"]["total"], p["limit_conn_dry_run"]["total"])')
+[ "$limits" = "1 1" ] && ok "limit_conn_rejected and limit_conn_dry_run count them (1 1)" ||
+    not_ok "limit_conn_rejected and limit_conn_dry_run count them" "got $limits"
+grep -q 'terminusd: \[error\] limiting connections by zone "addr", client 198.18.0.1' "$work/log" &&
+    grep -q 'terminusd: \[warn\] limiting connections, dry run, by zone "dry"' "$work/log" &&
+    ok "the log says which zone limited whom, at limit_conn_log_level" ||
+    not_ok "the log says which zone limited whom" "$(grep limit "$work/log")"
 
 # 1% random loss on frames from terminusd into the namespace.
 in_ns nft add table netdev tmloss
