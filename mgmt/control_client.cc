@@ -13,7 +13,11 @@ namespace terminus::mgmt {
 
 std::string control_socket_of(const std::string& file, std::string& why) {
     const std::string fallback = config::MgmtConfig{}.control;
-    auto r = config::load_file(file);
+    // Only mgmt { control } is wanted: an operator who may not read the
+    // private keys can still find the socket.
+    config::LoadOptions opts;
+    opts.check_files = false;
+    auto r = config::load_file(file, opts);
     if (!r.ok()) {
         why = "cannot read " + file + " (terminusd -t -c " + file + " says why); using " + fallback;
         return fallback;
