@@ -96,9 +96,9 @@ done
 tsu="$dest$unit_dir/terminusd.service"
 grep -q '^User=terminus$' "$tsu" && grep -q '^Type=simple$' "$tsu" && grep -q '^LimitMEMLOCK=infinity$' "$tsu" &&
     grep -q '^ExecStartPre=.*terminusd -t -q -c /etc/terminus/terminus.conf$' "$tsu" &&
-    grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$tsu" &&
-    ok "terminusd.service: Type=simple, User=terminus, LimitMEMLOCK=infinity, -t before start, SIGHUP reloads" ||
-    not_ok "terminusd.service: Type=simple, User=terminus, LimitMEMLOCK=infinity, -t before start, SIGHUP reloads" "$(cat "$tsu")"
+    grep -q '^ExecReload=.*terminusctl reload -c /etc/terminus/terminus.conf$' "$tsu" &&
+    ok "terminusd.service: Type=simple, User=terminus, LimitMEMLOCK=infinity, -t before start, terminusctl reloads" ||
+    not_ok "terminusd.service: Type=simple, User=terminus, LimitMEMLOCK=infinity, -t before start, terminusctl reloads" "$(cat "$tsu")"
 
 # The example, with certificates where it expects them, through the
 # installed terminusd; and its shutdown_timeout (the default, 10 s) under
