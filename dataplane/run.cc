@@ -21,6 +21,7 @@
 #include <string_view>
 #include <thread>
 
+#include "dataplane/access_log.h"
 #include "dataplane/control.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/eal.h"
@@ -31,6 +32,7 @@
 #include "dataplane/proxy/proxy.h"
 #include "dataplane/publish.h"
 #include "dataplane/runtime.h"
+#include "mgmt/error_log.h"
 #include "tls/upstream.h"
 
 #include <sys/random.h>
@@ -44,7 +46,10 @@ std::atomic<unsigned> g_draining{0};
 
 extern "C" void on_stop_signal(int) { g_stop.store(true, std::memory_order_relaxed); }
 extern "C" void on_reload_signal(int) { Control::request_reload(); }
-extern "C" void on_reopen_signal(int) { Control::request_reopen(); }
+extern "C" void on_reopen_signal(int) {
+    errlog::reopen();  // async-signal-safe: open, dup2, close
+    Control::request_reopen();
+}
 
 #define log(...) log_as("terminusd", __VA_ARGS__)
 
@@ -79,7 +84,10 @@ constexpr std::string_view kImplemented[] = {
     // (terminus-mgmtd, which reads the same file).
     "mgmt", "control", "metrics", "ticket_key_rotation",
     // limit_conn (proxy/limit_conn.h).
-    "limit_conn_zone", "limit_conn", "limit_conn_dry_run", "limit_conn_log_level"};
+    "limit_conn_zone", "limit_conn", "limit_conn_dry_run", "limit_conn_log_level",
+    // Logs: the error log (mgmt/error_log.h), the access log's rings
+    // (access_log.h) that terminus-mgmtd writes out.
+    "log_format", "access_log", "error_log", "access_log_buffer"};
 
 // How long SIGTERM lets established sessions finish before resetting
 // them (dataplane { shutdown_timeout }), set before the lcores start.
@@ -113,6 +121,7 @@ std::vector<config::Diagnostic> unsupported_directives(const config::Config& cfg
                    "more than " + std::to_string(proxy::Session::kMaxLimits) + " \"limit_conn\" in one server");
         }
     }
+    for (auto& d : access_log_problems(cfg)) out.push_back(std::move(d));
     for (const auto& w : cfg.written) {
         bool done = false;
         for (auto name : kImplemented) done |= w.name == name;
@@ -123,6 +132,16 @@ std::vector<config::Diagnostic> unsupported_directives(const config::Config& cfg
 
 int run(const config::Config& cfg, const RunOptions& options) {
     const auto& dp = cfg.dataplane;
+    // The main error_log, before anything else logs (EAL's lines too: its
+    // file becomes stderr). Without one, stderr from info up, as always.
+    errlog::set_program("terminusd");
+    for (const auto& w : cfg.written) {
+        if (w.name != "error_log" || w.block != "the top level") continue;
+        if (const std::string err = errlog::configure(cfg.error_log); !err.empty()) {
+            log("%s", err.c_str());
+            return 1;
+        }
+    }
     Runtime rt("terminusd");
     if (rt.start(dp, options.instance) != 0) return 1;
     const unsigned n_cores = rt.n_cores;
@@ -179,6 +198,18 @@ int run(const config::Config& cfg, const RunOptions& options) {
         add_poller(lcores[i], {"proxy", [](Lcore&, void* p) { return static_cast<proxy::Proxy*>(p)->poll(); },
                                proxies.back().get(), Poller::Stage::kApplication});
     }
+    // The access log's rings, one per core, whatever this configuration
+    // logs (a reload may add an access_log); terminus-mgmtd drains them.
+    auto access_log = AccessLogSegment::create(options.instance, n_cores, cfg.mgmt.access_log_buffer, rte_get_tsc_hz());
+    if (access_log) {
+        for (unsigned i = 0; i < n_cores; ++i) proxies[i]->set_access_log(&(*access_log)->ring(i));
+        log("access log: %s, %u records of %zu bytes per core (mgmt { access_log_buffer %lu; }), drained by "
+            "terminus-mgmtd",
+            (*access_log)->path().c_str(), (*access_log)->records_per_ring() - 1, sizeof(mgmt::AccessRecord),
+            static_cast<unsigned long>(cfg.mgmt.access_log_buffer));
+    } else {
+        errlog::write(config::LogLevel::kError, "%s: sessions are not logged", access_log.error().c_str());
+    }
     // The first configuration generation, installed on every core before
     // they start; the control thread makes the next ones.
     GenerationBase base;
@@ -230,6 +261,7 @@ int run(const config::Config& cfg, const RunOptions& options) {
         static_cast<double>(g_drain_us) / 1e6, cfg.path.c_str());
     log("TLS: random session ticket keys shared by %u cores, rotated every %lu s, kept across reloads", n_cores,
         static_cast<unsigned long>(cfg.mgmt.ticket_key_rotation.count() / 1000));
+    errlog::started();
     // The control thread (not an lcore): reloads, the control socket,
     // ticket-key rotation, generations (control.h).
     std::atomic<bool> control_stop{false};

@@ -17,16 +17,16 @@
 #include <string>
 
 #include "dataplane/eal.h"
+#include "mgmt/error_log.h"
 
 namespace terminus::dataplane {
 
 void log_as(const char* program, const char* fmt, ...) {
-    std::fprintf(stderr, "%s: ", program);
+    // The start-up and exit report: through the error log (mgmt/error_log.h).
     va_list ap;
     va_start(ap, fmt);
-    std::vfprintf(stderr, fmt, ap);
+    errlog::report(program, fmt, ap);
     va_end(ap);
-    std::fputc('\n', stderr);
 }
 
 namespace {

@@ -1,13 +1,14 @@
 // terminus-mgmtd: the management process. It reads the configuration
-// terminusd reads and serves terminusd's statistics to Prometheus
-// (mgmt { metrics }). It never touches packets and terminusd never
+// terminusd reads, serves terminusd's statistics to Prometheus
+// (mgmt { metrics }) and writes the access log from terminusd's rings
+// (mgmt/access_log_writer.h). It never touches packets and terminusd never
 // depends on it: either may be restarted while the other runs.
 //
 // Everything it does is a handler on one EventLoop (mgmt/event_loop.h):
-// signals, the metrics endpoint, and what comes next the same way (the
-// control-socket client that pushes generations to terminusd, the access
-// log writer, ticket-key rotation on a periodic timer), each set up and
-// torn down by reconfigure() when a configuration is taken.
+// signals, the metrics endpoint, the access log writer's periodic drain,
+// and what comes next the same way (the control-socket client that pushes
+// generations to terminusd, ticket-key rotation on a periodic timer), each
+// set up and torn down by reconfigure() when a configuration is taken.
 #include <signal.h>
 #include <unistd.h>
 
@@ -17,6 +18,9 @@
 #include <string>
 
 #include "config/config.h"
+#include "mgmt/access_log_record.h"
+#include "mgmt/access_log_writer.h"
+#include "mgmt/error_log.h"
 #include "mgmt/event_loop.h"
 #include "mgmt/metrics.h"
 #include "mgmt/metrics_endpoint.h"
@@ -40,8 +44,19 @@ void usage(FILE* out) {
                  kDefaultConfig);
 }
 
-// One line per event on stderr.
-void log_line(const std::string& s) { std::fprintf(stderr, "terminus-mgmtd: %s\n", s.c_str()); }
+// One line per event, through the error log (mgmt/error_log.h): on stderr
+// "terminus-mgmtd: message", in an error_log file with nginx's time and level.
+void log_at(errlog::Level l, const std::string& s) { errlog::report_at(l, "terminus-mgmtd", "%s", s.c_str()); }
+void log_line(const std::string& s) { log_at(errlog::Level::kNotice, s); }
+
+// The main-level error_log when the file writes one; stderr from info up
+// otherwise (what mgmtd has always written).
+config::ErrorLog main_error_log(const config::Config& cfg) {
+    for (const auto& w : cfg.written) {
+        if (w.name == "error_log" && w.block == "the top level") return cfg.error_log;
+    }
+    return config::ErrorLog{"stderr", config::LogLevel::kInfo};
+}
 
 std::string metrics_where(const config::MgmtConfig& m) {
     if (!m.metrics) return "off";
@@ -66,11 +81,32 @@ class Mgmtd {
     EventLoop loop_;
     std::shared_ptr<const config::Config> cfg_;
     std::unique_ptr<MetricsEndpoint> metrics_;
+    std::unique_ptr<AccessLogWriter> access_log_;
     int up_ = -1;       // terminusd seen at the last scrape: -1 not scraped yet
     std::string down_;  // why not, then
 };
 
 bool Mgmtd::reconfigure(std::shared_ptr<const config::Config> cfg) {
+    // The access log first: a format it cannot write refuses the whole
+    // configuration before anything changed.
+    if (!access_log_) {
+        AccessLogWriter::Options o;
+        o.segment = access_log_path(instance_);
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);
+        o.context.hostname = host;
+        o.context.version = TERMINUS_VERSION;
+        o.reread = [this]() -> std::shared_ptr<const config::Config> {
+            auto r = config::load_file(path_);
+            return r.ok() ? r.config : nullptr;
+        };
+        o.log = log_at;
+        access_log_ = std::make_unique<AccessLogWriter>(std::move(o));
+    }
+    if (const std::string err = access_log_->configure(cfg); !err.empty()) {
+        log_at(errlog::Level::kError, err);
+        return false;
+    }
     const auto& want = cfg->mgmt.metrics;
     const bool same = metrics_ && want && metrics_->addr() == want->first && metrics_->port() == want->second;
     std::unique_ptr<MetricsEndpoint> endpoint;
@@ -92,6 +128,9 @@ bool Mgmtd::reconfigure(std::shared_ptr<const config::Config> cfg) {
         } else {
             log_line("metrics: off (no mgmt { metrics ADDRESS:PORT; })");
         }
+    }
+    if (const std::string err = errlog::configure(main_error_log(*cfg)); !err.empty()) {
+        log_at(errlog::Level::kError, err + " (the error log stays where it was)");
     }
     cfg_ = std::move(cfg);
     return true;
@@ -152,10 +191,16 @@ int Mgmtd::run() {
     }
     std::string err = loop_.on_signal(SIGHUP, [this](int) { reload(); });
     if (err.empty()) {
-        err = loop_.on_signal(SIGUSR1, [](int) {
-            // Reserved for reopening the access log (issue #12 item 5);
-            // stderr is not ours to reopen.
-            log_line("SIGUSR1: reopening logs (no log file open yet)");
+        err = loop_.on_signal(SIGUSR1, [this](int) {
+            // logrotate moved the files: what is buffered goes to the old
+            // ones, the next lines to new ones.
+            const int failed = errlog::reopen();
+            if (access_log_) access_log_->reopen();
+            log_line("SIGUSR1: reopening logs (the error log and every access_log file)");
+            if (failed) {
+                log_at(errlog::Level::kAlert,
+                       "SIGUSR1: " + std::to_string(failed) + " error log file(s) could not be reopened");
+            }
         });
     }
     if (!err.empty()) {
@@ -163,8 +208,12 @@ int Mgmtd::run() {
         return 1;
     }
     log_line("running (pid " + std::to_string(::getpid()) + "): configuration " + path_ + ", terminusd instance \"" +
-             instance_ + "\", metrics " + metrics_where(cfg_->mgmt));
+             instance_ + "\", metrics " + metrics_where(cfg_->mgmt) + ", access log from " + access_log_path(instance_));
+    errlog::started();
+    access_log_->start(loop_);
     err = loop_.run();
+    access_log_->poll(EventLoop::Clock::now());  // what the rings still hold
+    access_log_->flush();
     if (!err.empty()) {
         log_line(err);
         return 1;
@@ -173,6 +222,7 @@ int Mgmtd::run() {
 }
 
 int mgmtd_main(int argc, char** argv) {
+    errlog::set_program("terminus-mgmtd");
     std::string path = kDefaultConfig, instance = "default";
     bool test = false;
     int opt;

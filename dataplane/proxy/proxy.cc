@@ -50,6 +50,7 @@ void Session::reset() {
     deferred = false;
     started_us = 0;
     bytes_to_upstream = bytes_to_client = 0;
+    log = SessionLog{};
     n_limits = 0;
 }
 
@@ -86,7 +87,7 @@ std::unique_ptr<Routes> Proxy::make_routes(uint32_t generation, std::shared_ptr<
     if (auto m = Maps::build(cfg)) {
         r->maps = std::move(*m);
     } else {
-        std::fprintf(stderr, "terminusd: core %u: maps: %s\n", core_, m.error().c_str());
+        errlog::write(config::LogLevel::kError, "core %u: maps: %s", core_, m.error().c_str());
     }
     for (const auto& u : cfg.upstreams) {
         r->upstream_balancers.push_back(std::make_unique<Balancer>(u, shared.find(u.name)));
@@ -96,9 +97,19 @@ std::unique_ptr<Routes> Proxy::make_routes(uint32_t generation, std::shared_ptr<
         if (auto e = Expression::compile(z.key, r->maps.get())) {
             k.emplace(std::move(*e));
         } else {
-            std::fprintf(stderr, "terminusd: core %u: limit_conn_zone %s: %s\n", core_, z.key.c_str(),
-                         e.error().c_str());
+            errlog::write(config::LogLevel::kError, "core %u: limit_conn_zone %s: %s", core_, z.key.c_str(),
+                          e.error().c_str());
         }
+    }
+    r->log_signature = mgmt::access_log_signature(cfg);
+    // stream{}/server{} error_log: that server's sessions' messages go there.
+    r->error_logs.assign(cfg.servers.size(), nullptr);
+    for (size_t i = 0; i < cfg.servers.size(); ++i) {
+        const auto& el = cfg.servers[i].settings.error_log;
+        if (!el) continue;
+        std::string why;
+        r->error_logs[i] = errlog::target(*el, &why);
+        if (!r->error_logs[i]) errlog::write(config::LogLevel::kError, "core %u: %s", core_, why.c_str());
     }
     std::vector<ServerListener*> by_server(cfg.servers.size(), nullptr);
     for (size_t i = 0; i < cfg.servers.size(); ++i) {
@@ -118,8 +129,8 @@ std::unique_ptr<Routes> Proxy::make_routes(uint32_t generation, std::shared_ptr<
                 if (auto e = Expression::compile(srv.proxy_pass.value, r->maps.get())) {
                     l->target.emplace(std::move(*e));
                 } else {
-                    std::fprintf(stderr, "terminusd: core %u: proxy_pass %s: %s\n", core_,
-                                 srv.proxy_pass.value.c_str(), e.error().c_str());
+                    errlog::write(config::LogLevel::kError, "core %u: proxy_pass %s: %s", core_,
+                                  srv.proxy_pass.value.c_str(), e.error().c_str());
                     continue;
                 }
                 break;
@@ -128,8 +139,8 @@ std::unique_ptr<Routes> Proxy::make_routes(uint32_t generation, std::shared_ptr<
                 if (auto e = Expression::compile(*srv.return_value, r->maps.get())) {
                     l->ret.emplace(std::move(*e));
                 } else {
-                    std::fprintf(stderr, "terminusd: core %u: return %s: %s\n", core_,
-                                 srv.return_value->c_str(), e.error().c_str());
+                    errlog::write(config::LogLevel::kError, "core %u: return %s: %s", core_,
+                                  srv.return_value->c_str(), e.error().c_str());
                     continue;
                 }
                 break;
@@ -251,6 +262,9 @@ Session* Proxy::alloc_session() {
 }
 
 void Proxy::free_session(Session& s) {
+    // Only servers with an access_log make a record (nothing else is
+    // done for the others).
+    if (access_log_ && s.listener && !s.listener->server.settings.access_log.empty()) log_session(s);
     if (s.peer >= 0) s.balancer->release(s.peer);
     for (unsigned i = 0; i < s.n_limits; ++i) LimitZone::release(s.limit_slots[i]);
     s.n_limits = 0;
@@ -286,10 +300,17 @@ tcp::Handler* PortListener::accept(tcp::Connection& c) {
     Session* s = proxy.alloc_session();
     if (!s) {
         ++proxy.counters_.sessions_refused;
+        if (proxy.access_log_ && !first->server.settings.access_log.empty()) proxy.log_refused(c, *this);
         return nullptr;
     }
     ++proxy.counters_.accepts;
     s->started_us = proxy.now_us_;
+    s->log.client_ip = c.tuple.remote_ip;
+    s->log.client_port = c.tuple.remote_port;
+    s->log.local_ip = c.tuple.local_ip;
+    s->log.local_port = c.tuple.local_port;
+    // $connection: unique on the appliance (each core numbers its own).
+    s->log.connection = proxy.counters_.accepts * proxy.n_cores_ + proxy.core_;
     s->routes = &routes;
     ++routes.sessions;
     s->port = this;
@@ -321,17 +342,6 @@ tcp::Handler* PortListener::accept(tcp::Connection& c) {
     return s;
 }
 
-namespace {
-const char* level_tag(config::LogLevel l) {
-    switch (l) {
-        case config::LogLevel::kInfo: return "info";
-        case config::LogLevel::kNotice: return "notice";
-        case config::LogLevel::kWarn: return "warn";
-        default: return "error";
-    }
-}
-}  // namespace
-
 bool Proxy::check_limit(Session& s) {
     const ServerListener& l = *s.listener;
     if (l.limits.empty()) return true;
@@ -351,26 +361,29 @@ bool Proxy::check_limit(Session& s) {
             }
             continue;
         }
+        const config::LogLevel level = st.limit_conn_log_level;
+        const errlog::Target& el = error_log(s, static_cast<size_t>(&l.server - s.routes->cfg->servers.data()));
         if (st.limit_conn_dry_run) {
             ++counters_.limit_conn_dry_run;
-            if (may_log()) {
+            if (el.enabled(level) && may_log(level)) {
                 const tcp::FourTuple& t = s.client.conn->tuple;
-                std::fprintf(stderr, "terminusd: [%s] limiting connections, dry run, by zone \"%s\", client %u.%u.%u.%u:%u\n",
-                             level_tag(st.limit_conn_log_level), lim.zone->name().c_str(), t.remote_ip >> 24,
-                             (t.remote_ip >> 16) & 255, (t.remote_ip >> 8) & 255, t.remote_ip & 255, t.remote_port);
+                errlog::write(el, level, "limiting connections, dry run, by zone \"%s\", client %u.%u.%u.%u:%u",
+                              lim.zone->name().c_str(), t.remote_ip >> 24, (t.remote_ip >> 16) & 255,
+                              (t.remote_ip >> 8) & 255, t.remote_ip & 255, t.remote_port);
             }
             continue;
         }
         ++(r == LimitZone::Result::kFull ? counters_.limit_conn_zone_full : counters_.limit_conn_rejected);
-        if (may_log()) {
+        if (el.enabled(level) && may_log(level)) {
             const tcp::FourTuple& t = s.client.conn->tuple;
-            std::fprintf(stderr,
-                         r == LimitZone::Result::kFull
-                             ? "terminusd: [%s] limit_conn zone \"%s\" has no room for a new key; %u.%u.%u.%u:%u closed\n"
-                             : "terminusd: [%s] limiting connections by zone \"%s\", client %u.%u.%u.%u:%u\n",
-                         level_tag(st.limit_conn_log_level), lim.zone->name().c_str(), t.remote_ip >> 24,
-                         (t.remote_ip >> 16) & 255, (t.remote_ip >> 8) & 255, t.remote_ip & 255, t.remote_port);
+            errlog::write(el, level,
+                          r == LimitZone::Result::kFull
+                              ? "limit_conn zone \"%s\" has no room for a new key; %u.%u.%u.%u:%u closed"
+                              : "limiting connections by zone \"%s\", client %u.%u.%u.%u:%u",
+                          lim.zone->name().c_str(), t.remote_ip >> 24, (t.remote_ip >> 16) & 255,
+                          (t.remote_ip >> 8) & 255, t.remote_ip & 255, t.remote_port);
         }
+        s.log.fail(mgmt::SessionStatus::kServiceUnavailable);
         // nginx finalizes the session with 503: closed, nothing sent.
         tcp::Connection& c = *s.client.conn;
         stack_.skip(c, UINT32_MAX, now_us_);
@@ -389,6 +402,7 @@ bool Proxy::check_access(Session& s) {
     if (access_allowed(rules, real ? s.pp_src_ip : c.tuple.remote_ip)) return true;
     // nginx finalizes the session: the connection is closed, nothing sent.
     ++counters_.access_denied;
+    s.log.fail(mgmt::SessionStatus::kForbidden);
     stack_.skip(c, UINT32_MAX, now_us_);
     stack_.close(c, now_us_);
     return false;
@@ -441,12 +455,14 @@ void Proxy::read_proxy_header(Session& s) {
     if (status == pp::Status::kNeedMore) {
         if (!c.fin_received) return;
         ++counters_.proxy_header_invalid;
+        s.log.fail(mgmt::SessionStatus::kBadRequest);
         stack_.skip(c, UINT32_MAX, now_us_);
         stack_.close(c, now_us_);
         return;
     }
     if (status == pp::Status::kInvalid) {
         ++counters_.proxy_header_invalid;
+        s.log.fail(mgmt::SessionStatus::kBadRequest);
         stack_.abort(c);  // as nginx, which closes without a word
         return;
     }
@@ -455,6 +471,7 @@ void Proxy::read_proxy_header(Session& s) {
     // silently ignored.
     if (!st.set_real_ip_from.empty() && !in_prefixes(st.set_real_ip_from, c.tuple.remote_ip)) {
         ++counters_.proxy_header_untrusted;
+        s.log.fail(mgmt::SessionStatus::kBadRequest);
         stack_.abort(c);
         return;
     }
@@ -491,6 +508,7 @@ void Proxy::preread(Session& s) {
             if (n >= limit) {
                 // nginx: "preread buffer full", and the session ends.
                 ++counters_.preread_buffer_full;
+                s.log.fail(mgmt::SessionStatus::kBadRequest);
                 stack_.abort(c);
             } else if (c.fin_received) {
                 // The client finished first: a FIN back, nothing to reset.
@@ -520,6 +538,7 @@ void Proxy::preread(Session& s) {
     ServerListener* chosen = s.port->by_server[idx];
     if (!chosen) {
         ++counters_.no_route;
+        s.log.fail(mgmt::SessionStatus::kInternalError);
         stack_.abort(c);
         return;
     }
@@ -627,6 +646,7 @@ void Proxy::serve_return(Session& s) {
     const size_t n = s.listener->ret->evaluate(s.vars(), buf, sizeof buf);
     tcp::Connection& c = *s.client.conn;
     ++counters_.returns;
+    s.bytes_to_client += n;  // $bytes_sent
     if (TlsServerTransport* t = s.client_tls()) {
         t->endpoint.write(buf, static_cast<uint32_t>(n));
         t->endpoint.shutdown();
@@ -647,6 +667,7 @@ void Proxy::connect_upstream(Session& s) {
     const config::ServerSettings& st = s.listener->server.settings;
     if (!s.balancer && !route(s)) {
         ++counters_.no_route;
+        s.log.fail(mgmt::SessionStatus::kBadGateway);
         if (s.client.conn) stack_.abort(*s.client.conn);
         return;
     }
@@ -660,6 +681,7 @@ void Proxy::connect_upstream(Session& s) {
                        : b.pick(now_us_, flow_key(s), s.tried);
         if (peer < 0) {
             ++counters_.no_live_upstream;
+            s.log.fail(mgmt::SessionStatus::kBadGateway);
             if (s.client.conn) stack_.abort(*s.client.conn);  // closes the client at once
             return;
         }
@@ -675,6 +697,7 @@ void Proxy::connect_upstream(Session& s) {
                                                     now_us_, connect_us)
                                    : nullptr;
         if (c) {
+            s.log.attempt(p.addr, p.port, now_us_ - s.started_us);
             ++counters_.upstream_connects;
             s.upstream.conn = c;
             s.stage = Session::Stage::kConnecting;
@@ -724,8 +747,10 @@ void Proxy::handshake(Session& s, Side& side) {
     // The alert (if any) is queued: drop what the peer still sent and
     // close with a FIN behind it.
     if (&side == &s.client) {
+        s.log.fail(mgmt::SessionStatus::kInternalError);  // nginx's status for a failed handshake
         log_tls_failure(s);
     } else {
+        s.log.fail(mgmt::SessionStatus::kBadGateway);
         log_upstream_tls_failure(s);
     }
     side_failed(s, side, true);
@@ -736,6 +761,7 @@ void Proxy::client_handshake_done(Session& s) {
     stack_.set_deadline(*s.client.conn, 0);
     ServerListener* chosen = s.port->by_server[tls.endpoint.server()];
     if (!chosen) {
+        s.log.fail(mgmt::SessionStatus::kInternalError);
         tls.endpoint.fail(tls::Failure::k_internal);
         log_tls_failure(s);
         side_failed(s, s.client, true);
@@ -751,6 +777,7 @@ void Proxy::upstream_ready(Session& s) {
     // Bytes flow both ways from here: what the client sent meanwhile
     // first.
     if (s.stage == Session::Stage::kUpstreamHandshake && s.upstream.conn) stack_.set_deadline(*s.upstream.conn, 0);
+    s.log.ready(now_us_ - s.started_us);  // $upstream_connect_time: TCP, PROXY header and TLS, as nginx
     s.stage = Session::Stage::kRelay;
     relay_both(s);
 }
@@ -763,40 +790,79 @@ void Proxy::relay_both(Session& s) {
     }
 }
 
-bool Proxy::may_log() {
-    // Handshake failures, the clients' and the upstreams', are logged at
-    // most kLogBurst times a second per core; the rest are counted, and
-    // how many were not logged is said when the next second starts.
+bool Proxy::may_log(config::LogLevel level) {
+    // Handshake failures, the clients' and the upstreams', and limit_conn's
+    // refusals are logged at most kLogBurst times a second per core (the
+    // callers ask only for what their error log's level lets through);
+    // the rest are counted, and how many were not logged is said when the
+    // next second starts.
     if (now_us_ - log_window_us_ >= 1'000'000) {
         if (log_suppressed_) {
-            std::fprintf(stderr, "terminusd: core %u: %lu more TLS handshake failures not logged\n", core_,
-                         static_cast<unsigned long>(log_suppressed_));
+            errlog::write(log_suppressed_level_, "core %u: %lu more failures not logged (at most %u a second)", core_,
+                          static_cast<unsigned long>(log_suppressed_), kLogBurst);
         }
         log_window_us_ = now_us_;
         logged_ = 0;
         log_suppressed_ = 0;
+        log_suppressed_level_ = config::LogLevel::kDebug;
     }
     if (logged_ >= kLogBurst) {
         ++log_suppressed_;
+        log_suppressed_level_ = std::max(log_suppressed_level_, level);
         return false;
     }
     ++logged_;
     return true;
 }
 
+const errlog::Target& Proxy::error_log(const Session& s, size_t server) const {
+    const auto& logs = s.routes->error_logs;
+    return server < logs.size() && logs[server] ? *logs[server] : errlog::main_target();
+}
+
 void Proxy::log_tls_failure(Session& s) {
     const TlsServerTransport* tls = s.client_tls();
     if (!tls || !s.client.conn) return;
-    if (!may_log()) return;
+    // Clients cause most failures: info, as nginx logs them.
+    const errlog::Target& el = error_log(s, tls->endpoint.server());
+    if (!el.enabled(config::LogLevel::kInfo) || !may_log(config::LogLevel::kInfo)) return;
     const tcp::FourTuple& t = s.client.conn->tuple;
     const config::Location& where = s.routes->cfg->servers[tls->endpoint.server()].loc;
-    // Clients cause most failures: info, as nginx logs them.
-    std::fprintf(stderr,
-                 "terminusd: [info] TLS handshake failed (%s) from %u.%u.%u.%u:%u, SNI \"%s\", server at "
-                 "%s:%d\n",
-                 tls::to_string(tls->endpoint.failure()), t.remote_ip >> 24, (t.remote_ip >> 16) & 255,
-                 (t.remote_ip >> 8) & 255, t.remote_ip & 255, t.remote_port, tls->endpoint.sni().c_str(),
-                 where.file.c_str(), where.line);
+    errlog::write(el, config::LogLevel::kInfo,
+                  "TLS handshake failed (%s) from %u.%u.%u.%u:%u, SNI \"%s\", server at %s:%d",
+                  tls::to_string(tls->endpoint.failure()), t.remote_ip >> 24, (t.remote_ip >> 16) & 255,
+                  (t.remote_ip >> 8) & 255, t.remote_ip & 255, t.remote_port, tls->endpoint.sni().c_str(),
+                  where.file.c_str(), where.line);
+}
+
+void Proxy::log_session(Session& s) {
+    mgmt::AccessRecord r;
+    fill_record(s, *access_log_, now_us_, r);
+    if (!access_log_->push(r, now_us_)) ++counters_.access_log_dropped;
+}
+
+void Proxy::log_refused(const tcp::Connection& c, PortListener& pl) {
+    // No session to fill it from: the connection and the default server.
+    mgmt::AccessRecord r{};
+    const Routes& routes = pl.routes;
+    const size_t server = pl.group.default_server;
+    r.magic = mgmt::kAccessRecordMagic;
+    r.generation = routes.generation;
+    r.config = routes.log_signature;
+    r.start_us = r.end_us = access_log_->wall_us(now_us_);
+    r.connection = (counters_.accepts + 1) * n_cores_ + core_;
+    r.remote_addr = c.tuple.remote_ip;
+    r.remote_port = c.tuple.remote_port;
+    r.server_addr = c.tuple.local_ip;
+    r.server_port = c.tuple.local_port;
+    r.server = static_cast<uint16_t>(server);
+    const size_t n_logs = std::min<size_t>(routes.cfg->servers[server].settings.access_log.size(),
+                                           mgmt::kMaxAccessLogsPerServer);
+    r.logs = static_cast<uint16_t>((1u << n_logs) - 1);
+    r.status = static_cast<uint16_t>(mgmt::SessionStatus::kServiceUnavailable);
+    r.core = static_cast<uint8_t>(core_);
+    if (pl.preread) r.flags |= mgmt::kRecordPrereadRan;
+    if (!access_log_->push(r, now_us_)) ++counters_.access_log_dropped;
 }
 
 bool Proxy::poll() {
@@ -1024,19 +1090,21 @@ void Proxy::start_upstream_tls(Session& s) {
 void Proxy::log_upstream_tls_failure(Session& s) {
     const auto* t = std::get_if<TlsClientTransport>(&s.upstream.storage);
     if (!t || !s.upstream.conn) return;
-    if (!may_log()) return;
+    const errlog::Target& el =
+        error_log(s, static_cast<size_t>(&s.listener->server - s.routes->cfg->servers.data()));
+    if (!el.enabled(config::LogLevel::kError) || !may_log(config::LogLevel::kError)) return;
     const tcp::FourTuple& u = s.upstream.conn->tuple;
     const char* why = t->endpoint.failed() ? tls::to_string(t->endpoint.failure()) : "internal";
     const char* verify = t->endpoint.verify_error();
     const std::string name(t->endpoint.name());
     // Our side's configuration or the upstream's certificate: an error,
     // as nginx logs upstream SSL handshake failures.
-    std::fprintf(stderr,
-                 "terminusd: [error] upstream TLS handshake with %u.%u.%u.%u:%u failed (%s%s%s), name \"%s\", "
-                 "server at %s:%d; the client is closed\n",
-                 u.remote_ip >> 24, (u.remote_ip >> 16) & 255, (u.remote_ip >> 8) & 255, u.remote_ip & 255,
-                 u.remote_port, why, verify ? ": " : "", verify ? verify : "", name.c_str(),
-                 s.listener->server.loc.file.c_str(), s.listener->server.loc.line);
+    errlog::write(el, config::LogLevel::kError,
+                  "upstream TLS handshake with %u.%u.%u.%u:%u failed (%s%s%s), name \"%s\", server at %s:%d; the "
+                  "client is closed",
+                  u.remote_ip >> 24, (u.remote_ip >> 16) & 255, (u.remote_ip >> 8) & 255, u.remote_ip & 255,
+                  u.remote_port, why, verify ? ": " : "", verify ? verify : "", name.c_str(),
+                  s.listener->server.loc.file.c_str(), s.listener->server.loc.line);
 }
 
 void Proxy::finish_if_done(Session& s) {
@@ -1115,6 +1183,7 @@ void Session::on_closed(tcp::Connection& c, tcp::CloseReason why) {
     Proxy& p = *proxy;
     if (&c == upstream.conn) {
         if (stage == Stage::kUpstreamHandshake) {
+            log.fail(mgmt::SessionStatus::kBadGateway);
             if (auto* t = std::get_if<TlsClientTransport>(&upstream.storage); t && !t->endpoint.failed()) {
                 t->endpoint.fail(why == tcp::CloseReason::kDeadline ? tls::UpstreamFailure::k_timeout
                                                                    : tls::UpstreamFailure::k_peer_closed);
@@ -1153,12 +1222,17 @@ void Session::on_closed(tcp::Connection& c, tcp::CloseReason why) {
             }
         }
     } else if (&c == client.conn) {
-        if (why == tcp::CloseReason::kDeadline && stage == Stage::kPreread) ++p.counters_.preread_timeouts;
+        if (why == tcp::CloseReason::kDeadline && stage == Stage::kPreread) {
+            ++p.counters_.preread_timeouts;
+            log.fail(mgmt::SessionStatus::kBadRequest);
+        }
         if (why == tcp::CloseReason::kDeadline && stage == Stage::kProxyHeader) {
             ++p.counters_.proxy_header_timeouts;
+            log.fail(mgmt::SessionStatus::kBadRequest);
         }
         if (TlsServerTransport* tls = client_tls(); tls && !tls->established()) {
             // The handshake never finished: say why.
+            log.fail(mgmt::SessionStatus::kInternalError);
             tls->endpoint.fail(why == tcp::CloseReason::kDeadline ? tls::Failure::k_timeout
                                                                  : tls::Failure::k_peer_closed);
             if (why == tcp::CloseReason::kDeadline) p.log_tls_failure(*this);

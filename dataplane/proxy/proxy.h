@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "dataplane/access_log.h"
 #include "dataplane/proxy/balancer.h"
 #include "dataplane/proxy/client_hello.h"
 #include "dataplane/proxy/limit_conn.h"
@@ -19,6 +20,7 @@
 #include "dataplane/proxy/transport.h"
 #include "dataplane/tcp/tcp.h"
 #include "dataplane/worker.h"
+#include "mgmt/error_log.h"
 #include "tls/tls.h"
 #include "tls/upstream.h"
 
@@ -52,7 +54,8 @@ namespace terminus::dataplane::proxy {
     X(proxy_header_invalid, "clients closed: a malformed PROXY protocol header") \
     X(proxy_header_untrusted, "clients closed: a PROXY header from outside set_real_ip_from") \
     X(proxy_header_timeouts, "clients closed: no PROXY header within proxy_protocol_timeout") \
-    X(proxy_headers_sent, "PROXY protocol headers sent to upstreams")
+    X(proxy_headers_sent, "PROXY protocol headers sent to upstreams")             \
+    X(access_log_dropped, "access log records dropped: the ring to terminus-mgmtd was full")
 
 struct ProxyCounters {
 #define TERMINUS_X(name, help) uint64_t name = 0;
@@ -132,6 +135,10 @@ struct Routes {
     // Each limit_conn_zone's key (parallel to Config::limit_conn_zones).
     std::vector<std::optional<Expression>> limit_keys;
     uint32_t preread_cap = 0;
+    // The access log's signature of CFG (mgmt::access_log_signature), and
+    // each server block's error_log (null: the main one).
+    uint64_t log_signature = 0;
+    std::vector<const errlog::Target*> error_logs;
     // Its core's only: sessions that started on it and are open, and
     // whether a newer generation replaced it.
     uint32_t sessions = 0;
@@ -203,6 +210,7 @@ struct Session final : tcp::Handler {
     // For terminusctl sessions and the access log.
     uint64_t started_us = 0;
     uint64_t bytes_to_upstream = 0, bytes_to_client = 0;
+    SessionLog log;
 
     // Back to a free session's state (transports cannot be assigned).
     void reset();
@@ -287,6 +295,9 @@ class Proxy final : public Application {
     tls::UpstreamTlsCounters& upstream_tls_counters() { return upstream_tls_counters_; }
     const tls::UpstreamTlsCounters& upstream_tls_counters() const { return upstream_tls_counters_; }
     const config::Config& config() const { return *current_->cfg; }
+    // Where this core's access log records go (null: nowhere, as before
+    // the segment is made).
+    void set_access_log(AccessLogRing* ring) { access_log_ = ring; }
 
   private:
     friend struct Session;
@@ -329,8 +340,15 @@ class Proxy final : public Application {
     // A side's transport ended badly: an alert is queued (ALERTED: close
     // after it, with a FIN) or not (reset); the other side follows.
     void side_failed(Session& s, Side& side, bool alerted);
-    // Whether one more failure may be logged this second (kLogBurst).
-    bool may_log();
+    // Whether one more failure at LEVEL may be logged this second
+    // (kLogBurst).
+    bool may_log(config::LogLevel level);
+    // Where messages about server block SERVER of S's generation go.
+    const errlog::Target& error_log(const Session& s, size_t server) const;
+    // The record of S, which ends now, when its server block logs.
+    void log_session(Session& s);
+    // A connection refused for want of a session (503), on PL.
+    void log_refused(const tcp::Connection& c, PortListener& pl);
     void log_tls_failure(Session& s);
     void finish_if_done(Session& s);
     uint16_t pick_local_port(uint32_t remote_ip, uint16_t remote_port);
@@ -365,6 +383,8 @@ class Proxy final : public Application {
     uint64_t log_window_us_ = 0;    // failure logs: at most kLogBurst per second
     unsigned logged_ = 0;
     uint64_t log_suppressed_ = 0;
+    config::LogLevel log_suppressed_level_ = config::LogLevel::kDebug;  // the highest not logged
+    AccessLogRing* access_log_ = nullptr;
     std::unique_ptr<Session[]> sessions_;
     unsigned n_sessions_;
     uint32_t free_head_;
