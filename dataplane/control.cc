@@ -581,7 +581,7 @@ void Control::run(const std::atomic<bool>& stop) {
             for (const auto& e : o.errors) log("  %s", e.c_str());
             for (const auto& w : o.warnings) log("  %s", w.c_str());
         }
-        if (g_reopen.exchange(false)) log("SIGUSR1: no log file is open (terminusd logs to stderr)");
+        if (g_reopen.exchange(false)) log("SIGUSR1: the error log was reopened (the access log is terminus-mgmtd's: send it SIGUSR1 too)");
         pollfd p{listen_fd_, POLLIN, 0};
         if (::poll(&p, 1, 10) > 0 && (p.revents & POLLIN)) {
             const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
