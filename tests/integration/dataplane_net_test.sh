@@ -6,22 +6,8 @@
 # Output is TAP. Usage: dataplane_net_test.sh TERMINUSD SRC_ROOT
 set -uo pipefail
 
-terminusd=$(realpath "$1")
-src=$(realpath "$2")
-id=$$
-ns=tmnet$id
-iface=tmn$id
-work=$(mktemp -d)
-pid=
-
-cleanup() {
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-    ip netns del "$ns" 2>/dev/null
-    rm -rf "$work" "/var/run/dpdk/terminus-net$id"
-}
-trap cleanup EXIT
-
 . "$(dirname "$(realpath "$0")")/tap_lib.sh"
+lab_setup net terminusd src -- "$@"
 
 ip netns add "$ns"
 cat > "$work/net.conf" <<CONF

@@ -9,28 +9,8 @@
 # Usage: health_test.sh TERMINUSD TERMINUSCTL SRC_ROOT CERTS
 set -uo pipefail
 
-terminusd=$(realpath "$1")
-ctl=$(realpath "$2")
-src=$(realpath "$3")
-certs=$(realpath "$4")
-here="$src/tests/integration"
-id=$$
-ns=tmhc$id
-iface=th$id
-work=$(mktemp -d)
-pid=
-backend=
-
-cleanup() {
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-    [ -n "$backend" ] && { kill -KILL "$backend" 2>/dev/null; wait "$backend" 2>/dev/null; }
-    ip netns del "$ns" 2>/dev/null
-    [ -n "${KEEP_LOG:-}" ] && cp "$work/log" /tmp/health_test.log
-    rm -rf "$work" "/var/run/dpdk/terminus-hc$id"
-}
-trap cleanup EXIT
-
-. "$here/tap_lib.sh"
+. "$(dirname "$(realpath "$0")")/tap_lib.sh"
+lab_setup hc terminusd ctl src certs -- "$@"
 
 # Backends: each port answers a health check ("PING") as its mode file
 # $work/mode/PORT says — pong: "PONG"; wrong: "NOPE" and a close; close:
@@ -194,7 +174,7 @@ ip -n "$ns" addr add 198.18.0.1/24 dev "$iface"
 ip -n "$ns" link set "$iface" up
 ip netns exec "$ns" python3 "$work/backend.py" 198.18.0.1 "$work/mode" "$certs" 9101 9102 9201 9202 9302 9401 \
     9501:server 9502:postgres 9503 >"$work/backend.log" 2>&1 &
-backend=$!
+bg+=($!)
 wait_for 10 grep -q ready "$work/backend.log" || not_ok "backends start" "$(cat "$work/backend.log")"
 
 # who PORT N: N connections through terminusd's PORT; prints how many

@@ -8,28 +8,9 @@
 # Usage: passthrough_test.sh TERMINUSD TERMINUSCTL SRC_ROOT CERTS
 set -uo pipefail
 
-terminusd=$(realpath "$1")
-ctl=$(realpath "$2")
-src=$(realpath "$3")
-certs=$(realpath "$4")
-here="$src/tests/integration"
-id=$$
-ns=tmpt$id
-iface=tp$id
-work=$(mktemp -d)
-pid=
-backends=()
-
-cleanup() {
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-    for b in "${backends[@]}"; do kill -KILL "$b" 2>/dev/null; wait "$b" 2>/dev/null; done
-    ip netns del "$ns" 2>/dev/null
-    [ -n "${KEEP_LOG:-}" ] && cp -r "$work" /tmp/passthrough_test.work
-    rm -rf "$work" "/var/run/dpdk/terminus-pt$id"
-}
-trap cleanup EXIT
-
-. "$here/tap_lib.sh"
+. "$(dirname "$(realpath "$0")")/tap_lib.sh"
+lab_setup pt terminusd ctl src certs -- "$@"
+extra_cleanup() { [ -n "${KEEP_LOG:-}" ] && cp -r "$work" /tmp/passthrough_test.work; }
 export CERTS="$certs"
 stat() {  # stat GROUP NAME: the total of a counter from terminusctl
     "$ctl" stats --name "pt$id" --json |
@@ -429,16 +410,16 @@ ip -n "$ns" link set "$iface" up
 # reversed), echoes (9002 and 9003 log each connection), pp_backend.py.
 ip netns exec "$ns" openssl s_server -accept 198.18.0.1:9441 -cert "$certs/rsa.crt" -key "$certs/rsa.key" \
     -rev >"$work/app1.log" 2>&1 </dev/null &
-backends+=($!)
+bg+=($!)
 ip netns exec "$ns" openssl s_server -accept 198.18.0.1:9442 -cert "$certs/ecdsa.crt" -key "$certs/ecdsa.key" \
     -alpn h2,http/1.1 -rev >"$work/app2.log" 2>&1 </dev/null &
-backends+=($!)
+bg+=($!)
 ip netns exec "$ns" python3 "$here/lab_backend.py" 198.18.0.1 9001 9002:log 9003:log >"$work/echo.log" 2>&1 &
-backends+=($!)
+bg+=($!)
 for p in 9101:v1 9102:v2 9103:v2 9104:v2 9105:any; do
     ip netns exec "$ns" python3 "$here/pp_backend.py" --listen "198.18.0.1:${p%:*}" --require "${p#*:}" \
         --log "$work/pp${p%:*}.log" >"$work/pp${p%:*}.out" 2>&1 &
-    backends+=($!)
+    bg+=($!)
 done
 ready=1
 for f in app1 app2; do wait_for 10 grep -q ACCEPT "$work/$f.log" || { ready=0; not_ok "s_server $f starts" "$(cat "$work/$f.log")"; }; done

@@ -6,27 +6,10 @@
 # Usage: proxy_test.sh TERMINUSD SRC_ROOT
 set -uo pipefail
 
-terminusd=$(realpath "$1")
-src=$(realpath "$2")
-here="$src/tests/integration"
-id=$$
-ns=tmpx$id
-iface=tmp$id
-work=$(mktemp -d)
-pid=
-backend=
-
-cleanup() {
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-    [ -n "$backend" ] && { kill -KILL "$backend" 2>/dev/null; wait "$backend" 2>/dev/null; }
-    ip netns del "$ns" 2>/dev/null
-    rm -rf "/etc/netns/$ns"
-    [ -n "${KEEP_LOG:-}" ] && cp "$work/log" /tmp/proxy_test.log
-    rm -rf "$work" "/var/run/dpdk/terminus-px$id"
-}
-trap cleanup EXIT
-
 . "$(dirname "$(realpath "$0")")/tap_lib.sh"
+lab_setup px terminusd src -- "$@"
+# The names file below, and a second instance's files if it was stopped.
+extra_cleanup() { rm -rf "/etc/netns/$ns" "/var/run/dpdk/terminus-pxu$id" "/dev/shm/terminus-pxu$id".*; }
 
 ip netns add "$ns"
 ip -n "$ns" link set lo up
@@ -115,7 +98,7 @@ ip -n "$ns" addr add 198.18.0.1/24 dev "$iface"
 ip -n "$ns" link set "$iface" up
 ip netns exec "$ns" python3 "$here/lab_backend.py" 198.18.0.1 9001 9002 9003:after-eof \
     9004:log 9005:log 9006:log 9007:log >"$work/backend.log" 2>&1 &
-backend=$!
+bg+=($!)
 wait_for 10 grep -q ready "$work/backend.log" || not_ok "backends start" "$(cat "$work/backend.log")"
 
 client() { in_ns timeout 300 python3 "$here/lab_client.py" "$@"; }

@@ -9,28 +9,8 @@
 # Usage: reencrypt_test.sh TERMINUSD TERMINUSCTL SRC_ROOT CERTS
 set -uo pipefail
 
-terminusd=$(realpath "$1")
-ctl=$(realpath "$2")
-src=$(realpath "$3")
-certs=$(realpath "$4")
-here="$src/tests/integration"
-id=$$
-ns=tmre$id
-iface=tr$id
-work=$(mktemp -d)
-pid=
-backends=()
-
-cleanup() {
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-    for b in "${backends[@]}"; do kill -KILL "$b" 2>/dev/null; wait "$b" 2>/dev/null; done
-    ip netns del "$ns" 2>/dev/null
-    [ -n "${KEEP_LOG:-}" ] && cp "$work/log" /tmp/reencrypt_test.log
-    rm -rf "$work" "/var/run/dpdk/terminus-re$id"
-}
-trap cleanup EXIT
-
-. "$here/tap_lib.sh"
+. "$(dirname "$(realpath "$0")")/tap_lib.sh"
+lab_setup re terminusd ctl src certs -- "$@"
 
 # stat GROUP NAME [LABEL]: a counter's total across cores.
 stat() {
@@ -134,7 +114,7 @@ ip -n "$ns" link set "$iface" up
 s_server() {  # s_server PORT ARGS...: a reversing TLS upstream in the namespace
     local port=$1; shift
     ip netns exec "$ns" openssl s_server -accept "198.18.0.1:$port" -rev -quiet "$@" >"$work/s$port.log" 2>&1 &
-    backends+=($!)
+    bg+=($!)
 }
 s_server 9443 -cert "$certs/rsa.crt" -key "$certs/rsa.key"
 s_server 9444 -cert "$certs/ecdsa.crt" -key "$certs/ecdsa.key"

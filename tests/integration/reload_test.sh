@@ -8,28 +8,8 @@
 # Usage: reload_test.sh TERMINUSD TERMINUSCTL SRC_ROOT CERTS
 set -uo pipefail
 
-terminusd=$(realpath "$1")
-ctl=$(realpath "$2")
-src=$(realpath "$3")
-certs=$(realpath "$4")
-here="$src/tests/integration"
-id=$$
-ns=tmrld$id
-iface=tr$id
-work=$(mktemp -d)
-pid=
-bg=()
-
-cleanup() {
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-    for b in "${bg[@]}"; do kill -KILL "$b" 2>/dev/null; wait "$b" 2>/dev/null; done
-    ip netns del "$ns" 2>/dev/null
-    [ -n "${KEEP_LOG:-}" ] && cp "$work/log" /tmp/reload_test.log
-    rm -rf "$work" "/var/run/dpdk/terminus-rld$id" "/dev/shm/terminus-rld$id.stats" "/dev/shm/terminus-rld$id.stats.next"
-}
-trap cleanup EXIT
-
-. "$here/tap_lib.sh"
+. "$(dirname "$(realpath "$0")")/tap_lib.sh"
+lab_setup rld terminusd ctl src certs -- "$@"
 sock="$work/control.sock"
 tctl() { "$ctl" "$@" --socket "$sock"; }
 stat_json() { "$ctl" stats --name "rld$id" --json; }

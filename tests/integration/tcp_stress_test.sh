@@ -8,32 +8,12 @@
 # Usage: tcp_stress_test.sh TERMINUSD TERMINUSCTL SRC_ROOT CERTS
 set -uo pipefail
 
-terminusd=$(realpath "$1")
-ctl=$(realpath "$2")
-src=$(realpath "$3")
-certs=$(realpath "$4")
-here="$src/tests/integration"
-id=$$
-ns=tmst$id
-iface=tst$id
-name=st$id
-work=$(mktemp -d)
-pid=
-backend=
+. "$(dirname "$(realpath "$0")")/tap_lib.sh"
+lab_setup st terminusd ctl src certs -- "$@"
 client=
+# timeout(1) passes the TERM on to the client it runs.
+extra_cleanup() { [ -n "$client" ] && { kill -TERM "$client" 2>/dev/null; wait "$client" 2>/dev/null; }; }
 
-cleanup() {
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-    # timeout(1) passes the TERM on to the client it runs.
-    [ -n "$client" ] && { kill -TERM "$client" 2>/dev/null; wait "$client" 2>/dev/null; }
-    [ -n "$backend" ] && { kill -KILL "$backend" 2>/dev/null; wait "$backend" 2>/dev/null; }
-    ip netns del "$ns" 2>/dev/null
-    [ -n "${KEEP_LOG:-}" ] && cp "$work/log" /tmp/tcp_stress_test.log
-    rm -rf "$work" "/var/run/dpdk/terminus-$name"
-}
-trap cleanup EXIT
-
-. "$here/tap_lib.sh"
 # storm SECONDS MODE ARGS...: a storm_client.py client, bounded in time. In
 # the background and waited for, so that a signal to the test reaches the
 # cleanup at once and the cleanup stops the client.
@@ -139,7 +119,7 @@ ip -n "$ns" addr add 198.18.7.1/24 dev "$iface"
 ip -n "$ns" link set "$iface" up
 ip netns exec "$ns" python3 "$here/storm_client.py" backend 198.18.7.1 9001:echo 9080:http \
     >"$work/backend.log" 2>&1 &
-backend=$!
+bg+=($!)
 wait_for 10 grep -q ready "$work/backend.log" || not_ok "the backends start" "$(cat "$work/backend.log")"
 wait_for 10 in_ns bash -c "exec 3<>/dev/tcp/198.18.7.2/80" || not_ok "terminusd answers on the lab address"
 

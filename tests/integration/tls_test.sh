@@ -5,28 +5,8 @@
 # Usage: tls_test.sh TERMINUSD TERMINUSCTL SRC_ROOT CERTS
 set -uo pipefail
 
-terminusd=$(realpath "$1")
-ctl=$(realpath "$2")
-src=$(realpath "$3")
-certs=$(realpath "$4")
-here="$src/tests/integration"
-id=$$
-ns=tmtls$id
-iface=tt$id
-work=$(mktemp -d)
-pid=
-backends=()
-
-cleanup() {
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-    for b in "${backends[@]}"; do kill -KILL "$b" 2>/dev/null; wait "$b" 2>/dev/null; done
-    ip netns del "$ns" 2>/dev/null
-    [ -n "${KEEP_LOG:-}" ] && cp "$work/log" /tmp/tls_test.log
-    rm -rf "$work" "/var/run/dpdk/terminus-tls$id"
-}
-trap cleanup EXIT
-
-. "$here/tap_lib.sh"
+. "$(dirname "$(realpath "$0")")/tap_lib.sh"
+lab_setup tls terminusd ctl src certs -- "$@"
 export CERTS="$certs"
 client() { in_ns timeout 300 python3 "$here/tls_client.py" "$@"; }
 # s_client [--full] NAME PORT [OPTIONS...]: one handshake, its brief
@@ -157,12 +137,12 @@ ok "terminusd starts with ten TLS servers on six addresses"
 ip -n "$ns" addr add 198.18.0.1/24 dev "$iface"
 ip -n "$ns" link set "$iface" up
 ip netns exec "$ns" python3 "$here/lab_backend.py" 198.18.0.1 9001 >"$work/echo.log" 2>&1 &
-backends+=($!)
+bg+=($!)
 mkdir -p "$work/www"
 head -c 100000000 /dev/urandom > "$work/www/100m.bin"
 want=$(sha256sum "$work/www/100m.bin" | cut -d' ' -f1)
 (cd "$work/www" && exec ip netns exec "$ns" python3 -m http.server 9080 --bind 198.18.0.1) >"$work/http.log" 2>&1 &
-backends+=($!)
+bg+=($!)
 wait_for 10 grep -q ready "$work/echo.log" || not_ok "the echo backend starts"
 wait_for 10 in_ns bash -c "exec 3<>/dev/tcp/198.18.0.1/9080" || not_ok "the HTTP backend starts"
 
