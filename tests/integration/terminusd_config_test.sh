@@ -8,12 +8,10 @@ set -uo pipefail
 terminusd=$(realpath "$1")
 src=$(realpath "$2")
 certs=$(realpath "$3")
-here="$src/tests/integration"
+. "$(dirname "$(realpath "$0")")/tap_lib.sh"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-
-. "$(dirname "$(realpath "$0")")/tap_lib.sh"
 
 # Examples, in a copy whose certs/ are the test certificates.
 mkdir -p "$work/examples"
