@@ -19,6 +19,7 @@
 #include "dataplane/dataplane.h"
 #include "dataplane/proxy/health.h"
 #include "dataplane/publish.h"
+#include "mgmt/error_log.h"
 
 namespace terminus::dataplane {
 
@@ -27,7 +28,10 @@ namespace {
 std::atomic<bool> g_reload{false};
 std::atomic<bool> g_reopen{false};
 
-#define log(...) std::fprintf(stderr, "terminusd: " __VA_ARGS__), std::fputc('\n', stderr)
+// Through the error log (mgmt/error_log.h): notice, as nginx logs its
+// reloads; "log_error" for a refused one.
+#define log(...) errlog::report_at(errlog::Level::kNotice, "terminusd", __VA_ARGS__)
+#define log_error(...) errlog::report_at(errlog::Level::kError, "terminusd", __VA_ARGS__)
 
 // How long a reload waits for every core to take the new generation.
 constexpr auto kInstallWait = std::chrono::seconds(5);
@@ -304,6 +308,17 @@ Control::Outcome Control::reload(const std::string& path, bool check) {
         o.message = "configuration file " + path + " test is successful (nothing applied)";
         return o;
     }
+    // The main error_log of the new file, as nginx reopens it on a reload;
+    // one that cannot be opened is a refusal like any other.
+    const config::ErrorLog log_was = errlog::main_of(*running_), log_now = errlog::main_of(*cfg);
+    if (log_now.path != log_was.path || log_now.level != log_was.level) {
+        if (const std::string err = errlog::configure(log_now); !err.empty()) {
+            o.errors.push_back(path + ": " + err);
+            o.message = "configuration file " + path + " refused; generation " + std::to_string(generation()) +
+                        " still serves";
+            return o;
+        }
+    }
     Generation* g = built->get();
     generations_.push_back(std::move(*built));
     Generation* previous = current_;
@@ -512,6 +527,71 @@ std::string Control::sessions_json(unsigned top) {
     return s + "]}\n";
 }
 
+std::string Control::tickets_json(const std::string& arg) {
+    using Keys = tls::TicketKeys;
+    Keys* keys = base_.carry.random_keys.get();
+    if (!keys) return "{\"ok\":false,\"errors\":[\"no random ticket keys (no TLS server)\"]}\n";
+    const auto now = std::chrono::steady_clock::now();
+    const bool mgmtd = pushes_ && now - pushed_ < std::chrono::milliseconds(rotation_ms_);
+    std::string message;
+    if (arg == "rotate") {
+        keys->rotate();
+        rotated_ = now;
+        message = "random session ticket keys rotated on every core: the new key encrypts, the previous one still "
+                  "decrypts until the next rotation; servers with ssl_session_ticket_key files rotate when the files "
+                  "change and terminusd reloads";
+        if (mgmtd) message += " (terminus-mgmtd's next rotation replaces this key)";
+        log("random session ticket keys rotated (terminusctl tickets rotate)");
+    } else if (arg.rfind("set ", 0) == 0) {
+        // "set CUR [PREV]": terminus-mgmtd's keys.
+        const std::string rest = arg.substr(4);
+        const auto sp = rest.find(' ');
+        Keys::Key cur, prev;
+        const bool has_prev = sp != std::string::npos;
+        if (!Keys::parse_hex(rest.substr(0, sp), cur) || (has_prev && !Keys::parse_hex(rest.substr(sp + 1), prev))) {
+            log("control socket: tickets set: a key is not 160 hex digits (80 bytes, nginx's layout)");
+            return "{\"ok\":false,\"errors\":[\"tickets set CUR [PREV]: each key is 160 hex digits (80 bytes: "
+                   "name, HMAC key, AES-256 key)\"]}\n";
+        }
+        ++pushes_;
+        pushed_ = now;
+        if (keys->set(cur, has_prev ? &prev : nullptr)) {
+            ++mgmtd_installs_;
+            rotated_ = now;
+            log("session ticket key %s from terminus-mgmtd encrypts new tickets (the previous one, %s, decrypts)",
+                Keys::name_hex(keys->current_name()).c_str(), Keys::name_hex(keys->previous_name()).c_str());
+            message = "installed";
+        } else {
+            message = "already held";
+        }
+    }
+    const auto ago = [&](std::chrono::steady_clock::time_point t) {
+        return std::to_string(std::chrono::duration<double>(now - t).count());
+    };
+    const bool by_mgmtd = pushes_ && now - pushed_ < std::chrono::milliseconds(rotation_ms_);
+    std::string s = "{\"ok\":true,\"current\":" + json_string(Keys::name_hex(keys->current_name())) +
+                    ",\"previous\":" + json_string(Keys::name_hex(keys->previous_name())) +
+                    ",\"rotated_by\":" + json_string(by_mgmtd ? "terminus-mgmtd" : "terminusd") +
+                    ",\"rotation_s\":" + std::to_string(rotation_ms_ / 1000) + ",\"rotated_s_ago\":" + ago(rotated_) +
+                    ",\"pushes\":" + std::to_string(pushes_) + ",\"mgmtd_keys\":" + std::to_string(mgmtd_installs_);
+    if (pushes_) s += ",\"pushed_s_ago\":" + ago(pushed_);
+    if (!message.empty()) s += ",\"message\":" + json_string(message);
+    // Servers with ssl_session_ticket_key files: theirs, not rotated here.
+    s += ",\"files\":[";
+    bool first = true;
+    const auto& servers = running_->servers;
+    for (size_t i = 0; i < servers.size() && current_->tls && i < current_->tls->file_keys.size(); ++i) {
+        const auto& fk = current_->tls->file_keys[i];
+        if (!fk) continue;
+        s += std::string(first ? "" : ",") + "{\"server\":" +
+             json_string(servers[i].loc.file + ":" + std::to_string(servers[i].loc.line)) +
+             ",\"keys\":" + json_list(servers[i].settings.ssl_session_ticket_key) +
+             ",\"current\":" + json_string(Keys::name_hex(fk->current_name())) + "}";
+        first = false;
+    }
+    return s + "]}\n";
+}
+
 void Control::serve_client(int fd) {
     // Generous: a client on a loaded machine may be descheduled between
     // its connect and its request.
@@ -536,8 +616,12 @@ void Control::serve_client(int fd) {
         const bool check = cmd == "check";
         const std::string path = check && !arg.empty() ? arg : config_path_;
         const Outcome o = reload(path, check);
-        log("%s (%s, from the control socket)", o.message.c_str(), cmd.c_str());
-        for (const auto& e : o.errors) log("  %s", e.c_str());
+        if (o.ok) {
+            log("%s (%s, from the control socket)", o.message.c_str(), cmd.c_str());
+        } else {
+            log_error("%s (%s, from the control socket)", o.message.c_str(), cmd.c_str());
+        }
+        for (const auto& e : o.errors) log_error("  %s", e.c_str());
         reply = std::string("{\"ok\":") + (o.ok ? "true" : "false") + ",\"generation\":" +
                 std::to_string(o.ok && !check ? o.generation : generation()) + ",\"message\":" +
                 json_string(o.message) + ",\"errors\":" + json_list(o.errors) + ",\"warnings\":" +
@@ -551,18 +635,14 @@ void Control::serve_client(int fd) {
     } else if (cmd == "sessions") {
         const unsigned top = arg.empty() ? 0 : static_cast<unsigned>(std::strtoul(arg.c_str(), nullptr, 10));
         reply = sessions_json(std::min(top, 1000u));
-    } else if (cmd == "tickets" && arg == "rotate") {
-        if (base_.carry.random_keys) base_.carry.random_keys->rotate();
-        log("random session ticket keys rotated (terminusctl tickets rotate)");
-        reply = "{\"ok\":true,\"message\":" +
-                json_string("random session ticket keys rotated on every core: the new key encrypts, the previous "
-                            "one still decrypts until the next rotation; servers with ssl_session_ticket_key files "
-                            "rotate when the files change and terminusd reloads") +
-                "}\n";
+    } else if (cmd == "tickets" && (arg.empty() || arg == "rotate" || arg.rfind("set ", 0) == 0)) {
+        reply = tickets_json(arg);
     } else {
         const std::string what = line.empty() ? "no request within 10 s" : "unknown request \"" + line + "\"";
-        log("control socket: %s (reload, check [FILE], status, upstreams, sessions [N], certs, tickets rotate)", what.c_str());
-        reply = "{\"ok\":false,\"errors\":[" + json_string(what + " (reload, check [FILE], status, upstreams, sessions [N], certs, tickets rotate)") + "]}\n";
+        constexpr const char* kKnown =
+            " (reload, check [FILE], status, upstreams, sessions [N], certs, tickets, tickets rotate, tickets set)";
+        log("control socket: %s%s", what.c_str(), kKnown);
+        reply = "{\"ok\":false,\"errors\":[" + json_string(what + kKnown) + "]}\n";
     }
     size_t off = 0;
     while (off < reply.size()) {
@@ -573,13 +653,17 @@ void Control::serve_client(int fd) {
 }
 
 void Control::run(const std::atomic<bool>& stop) {
-    auto rotated = std::chrono::steady_clock::now();
+    rotated_ = std::chrono::steady_clock::now();
     while (!stop.load(std::memory_order_relaxed)) {
         if (g_reload.exchange(false)) {
             const Outcome o = reload(config_path_, false);
-            log("%s (SIGHUP)", o.message.c_str());
-            for (const auto& e : o.errors) log("  %s", e.c_str());
-            for (const auto& w : o.warnings) log("  %s", w.c_str());
+            if (o.ok) {
+                log("%s (SIGHUP)", o.message.c_str());
+            } else {
+                log_error("%s (SIGHUP)", o.message.c_str());
+            }
+            for (const auto& e : o.errors) log_error("  %s", e.c_str());
+            for (const auto& w : o.warnings) errlog::report_at(errlog::Level::kWarn, "terminusd", "  %s", w.c_str());
         }
         if (g_reopen.exchange(false)) log("SIGUSR1: the error log was reopened (the access log is terminus-mgmtd's: send it SIGUSR1 too)");
         pollfd p{listen_fd_, POLLIN, 0};
@@ -593,11 +677,15 @@ void Control::run(const std::atomic<bool>& stop) {
         handle_acks();
         collect();
         // The random ticket keys: the new one encrypts, the previous one
-        // still decrypts; the cores see it at their next ticket.
+        // still decrypts; the cores see it at their next ticket. While
+        // terminus-mgmtd pushes keys it rotates them; one period after its
+        // last push (it is gone), terminusd rotates by itself again.
         const auto now = std::chrono::steady_clock::now();
-        if (rotation_ms_ && now - rotated >= std::chrono::milliseconds(rotation_ms_)) {
+        const auto period = std::chrono::milliseconds(rotation_ms_);
+        if (rotation_ms_ && now - rotated_ >= period && !(pushes_ && now - pushed_ < period)) {
             if (base_.carry.random_keys) base_.carry.random_keys->rotate();
-            rotated = now;
+            if (pushes_) log("terminus-mgmtd pushed no ticket key for one rotation period: terminusd rotates its own");
+            rotated_ = now;
         }
     }
 }

@@ -18,7 +18,15 @@
 //                     every core, and the N largest sessions by bytes
 //   certs             the certificates served: subject, names, key,
 //                     expiry, OCSP response age
+//   tickets           the session ticket keys: names of the current and
+//                     previous random keys, who rotates them, key files
 //   tickets rotate    a new random ticket key now (the previous decrypts)
+//   tickets set CUR [PREV]
+//                     terminus-mgmtd's keys (80 bytes in nginx's layout,
+//                     as hex): CUR encrypts, PREV still decrypts. While
+//                     mgmtd pushes them (every few seconds), terminusd does
+//                     not rotate its own; one rotation period after the
+//                     last push it rotates again by itself.
 // An answer has "ok" and, when a configuration was refused, "errors" as
 // "FILE:LINE:COL: error: ..." lines; "warnings" likewise. Private to
 // dataplane/.
@@ -27,6 +35,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -87,6 +96,7 @@ class Control {
     std::string upstreams_json() const;
     std::string certs_json() const;
     std::string sessions_json(unsigned top);
+    std::string tickets_json(const std::string& arg);
     static void on_query(void* ctx, unsigned self, const Message* msgs, unsigned n);
 
     GenerationBase base_;
@@ -102,6 +112,10 @@ class Control {
     int listen_fd_ = -1;
     std::string socket_path_;
     uint64_t rotation_ms_ = 0;
+    // The random ticket keys: when they last changed, and when
+    // terminus-mgmtd last pushed keys (none yet: the epoch).
+    std::chrono::steady_clock::time_point rotated_, pushed_;
+    uint64_t pushes_ = 0, mgmtd_installs_ = 0;
     // terminusctl sessions: one snapshot per core, filled by the cores;
     // a late answer to an older query lands here too, never in freed memory.
     std::unique_ptr<proxy::SessionsSnapshot[]> snapshots_;

@@ -11,6 +11,7 @@
 #include "dataplane/net/packet.h"
 #include "dataplane/proxy/proxy.h"
 #include "dataplane/publish.h"
+#include "mgmt/error_log.h"
 
 namespace terminus::dataplane {
 
@@ -276,7 +277,7 @@ int lcore_main(Lcore& lc, const std::atomic<bool>& stop, uint64_t drain_us,
         run_once(lc);
         const unsigned d = draining.load();
         if (lc.index == 0 && !told && (d & (kDone - 1)) + (d >> 16) == lc.n_cores) {
-            std::fprintf(stderr, "terminusd: draining: new connections are refused on every core\n");
+            errlog::report_at(errlog::Level::kNotice, "terminusd", "draining: new connections are refused on every core");
             told = true;
         }
         if (!done && lc.app->sessions_active() == 0) {
@@ -286,7 +287,7 @@ int lcore_main(Lcore& lc, const std::atomic<bool>& stop, uint64_t drain_us,
         if ((draining.load() >> 16) == lc.n_cores) break;
     }
     if (lc.index == 0 && !told) {
-        std::fprintf(stderr, "terminusd: draining: new connections are refused on every core\n");
+        errlog::report_at(errlog::Level::kNotice, "terminusd", "draining: new connections are refused on every core");
     }
     lc.app->abort_all();
     // Let the resets leave.

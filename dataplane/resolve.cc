@@ -10,6 +10,7 @@
 #include <cstdio>
 
 #include "dataplane/dataplane.h"
+#include "mgmt/error_log.h"
 
 namespace terminus::dataplane {
 
@@ -35,7 +36,7 @@ std::vector<uint32_t> lookup(const std::string& host, std::string& error) {
     freeaddrinfo(res);
     std::string list;
     for (uint32_t ip : out) list += (list.empty() ? "" : ", ") + config::ipv4_to_string(ip);
-    std::fprintf(stderr, "terminusd: %s resolved to %s\n", host.c_str(), list.c_str());
+    errlog::report_at(errlog::Level::kInfo, "terminusd", "%s resolved to %s", host.c_str(), list.c_str());
     return out;
 }
 

@@ -135,12 +135,9 @@ int run(const config::Config& cfg, const RunOptions& options) {
     // The main error_log, before anything else logs (EAL's lines too: its
     // file becomes stderr). Without one, stderr from info up, as always.
     errlog::set_program("terminusd");
-    for (const auto& w : cfg.written) {
-        if (w.name != "error_log" || w.block != "the top level") continue;
-        if (const std::string err = errlog::configure(cfg.error_log); !err.empty()) {
-            log("%s", err.c_str());
-            return 1;
-        }
+    if (const std::string err = errlog::configure(errlog::main_of(cfg)); !err.empty()) {
+        log("%s", err.c_str());
+        return 1;
     }
     Runtime rt("terminusd");
     if (rt.start(dp, options.instance) != 0) return 1;

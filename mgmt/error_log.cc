@@ -199,6 +199,13 @@ void report_at(Level l, const char* program, const char* fmt, ...) {
     va_end(ap);
 }
 
+config::ErrorLog main_of(const config::Config& cfg) {
+    for (const auto& w : cfg.written) {
+        if (w.name == "error_log" && w.block == "the top level") return cfg.error_log;
+    }
+    return config::ErrorLog{"stderr", Level::kInfo};
+}
+
 void started() {
     g_started.store(true, std::memory_order_relaxed);
     g_main.level.store(g_configured_level.load(std::memory_order_relaxed), std::memory_order_relaxed);

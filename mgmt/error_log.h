@@ -54,6 +54,9 @@ inline bool enabled(Level l) { return main_target().enabled(l); }
 std::string configure(const config::ErrorLog& where);
 // Start-up is over: the configured level applies to everything.
 void started();
+// The main error log CFG asks for: its top-level error_log when it writes
+// one, stderr from info up otherwise (what both programs always wrote).
+config::ErrorLog main_of(const config::Config& cfg);
 
 // A target for a stream{} or server{} error_log: the same file as another
 // target when the path is the same (one descriptor per path). Null, with

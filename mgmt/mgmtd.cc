@@ -1,14 +1,16 @@
 // terminus-mgmtd: the management process. It reads the configuration
 // terminusd reads, serves terminusd's statistics to Prometheus
-// (mgmt { metrics }) and writes the access log from terminusd's rings
-// (mgmt/access_log_writer.h). It never touches packets and terminusd never
-// depends on it: either may be restarted while the other runs.
+// (mgmt { metrics }), writes the access log from terminusd's rings
+// (mgmt/access_log_writer.h), owns the session ticket keys and forwards
+// reloads (mgmt/control_push.h: over terminusd's control socket). It never
+// touches packets and terminusd never depends on it: either may be
+// restarted while the other runs.
 //
-// Everything it does is a handler on one EventLoop (mgmt/event_loop.h):
-// signals, the metrics endpoint, the access log writer's periodic drain,
-// and what comes next the same way (the control-socket client that pushes
-// generations to terminusd, ticket-key rotation on a periodic timer), each
-// set up and torn down by reconfigure() when a configuration is taken.
+// Everything but the control socket is a handler on one EventLoop
+// (mgmt/event_loop.h): signals, the metrics endpoint, the access log
+// writer's periodic drain, each set up and torn down by reconfigure() when
+// a configuration is taken. The control-socket client has a thread of its
+// own, since terminusd's answer to a reload waits for every core.
 #include <signal.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@
 #include "config/config.h"
 #include "mgmt/access_log_record.h"
 #include "mgmt/access_log_writer.h"
+#include "mgmt/control_push.h"
 #include "mgmt/error_log.h"
 #include "mgmt/event_loop.h"
 #include "mgmt/metrics.h"
@@ -39,8 +42,8 @@ void usage(FILE* out) {
                  "           default \"default\")\n"
                  "  -t       test the configuration and exit\n"
                  "  -v       print the version and exit\n"
-                 "signals: SIGTERM, SIGINT exit; SIGHUP re-reads the configuration; SIGUSR1\n"
-                 "reopens the logs\n",
+                 "signals: SIGTERM, SIGINT exit; SIGHUP re-reads the configuration and asks\n"
+                 "terminusd to reload it; SIGUSR1 reopens the logs\n",
                  kDefaultConfig);
 }
 
@@ -48,15 +51,6 @@ void usage(FILE* out) {
 // "terminus-mgmtd: message", in an error_log file with nginx's time and level.
 void log_at(errlog::Level l, const std::string& s) { errlog::report_at(l, "terminus-mgmtd", "%s", s.c_str()); }
 void log_line(const std::string& s) { log_at(errlog::Level::kNotice, s); }
-
-// The main-level error_log when the file writes one; stderr from info up
-// otherwise (what mgmtd has always written).
-config::ErrorLog main_error_log(const config::Config& cfg) {
-    for (const auto& w : cfg.written) {
-        if (w.name == "error_log" && w.block == "the top level") return cfg.error_log;
-    }
-    return config::ErrorLog{"stderr", config::LogLevel::kInfo};
-}
 
 std::string metrics_where(const config::MgmtConfig& m) {
     if (!m.metrics) return "off";
@@ -82,6 +76,7 @@ class Mgmtd {
     std::shared_ptr<const config::Config> cfg_;
     std::unique_ptr<MetricsEndpoint> metrics_;
     std::unique_ptr<AccessLogWriter> access_log_;
+    std::unique_ptr<ControlPusher> pusher_;
     int up_ = -1;       // terminusd seen at the last scrape: -1 not scraped yet
     std::string down_;  // why not, then
 };
@@ -129,9 +124,11 @@ bool Mgmtd::reconfigure(std::shared_ptr<const config::Config> cfg) {
             log_line("metrics: off (no mgmt { metrics ADDRESS:PORT; })");
         }
     }
-    if (const std::string err = errlog::configure(main_error_log(*cfg)); !err.empty()) {
+    if (const std::string err = errlog::configure(errlog::main_of(*cfg)); !err.empty()) {
         log_at(errlog::Level::kError, err + " (the error log stays where it was)");
     }
+    if (!pusher_) pusher_ = std::make_unique<ControlPusher>(log_at);
+    pusher_->configure({cfg->mgmt.control, cfg->mgmt.ticket_key_rotation});
     cfg_ = std::move(cfg);
     return true;
 }
@@ -148,7 +145,12 @@ void Mgmtd::reload() {
         log_line("SIGHUP: configuration file " + path_ + " refused: the running configuration stays");
         return;
     }
-    log_line("SIGHUP: configuration file " + path_ + " taken (metrics " + metrics_where(cfg_->mgmt) + ")");
+    log_line("SIGHUP: configuration file " + path_ + " taken (metrics " + metrics_where(cfg_->mgmt) +
+             "); asking terminusd to reload");
+    // terminusd builds the generation (its certificates, SSL_CTXs and
+    // listeners live in its address space) and answers; the answer is
+    // logged here, and a refusal leaves terminusd's running one serving.
+    pusher_->forward_reload();
 }
 
 std::string Mgmtd::scrape() {

@@ -30,7 +30,7 @@ void usage(FILE* out) {
                  "       terminusctl upstreams [-c FILE | --socket PATH] [--json]\n"
                  "       terminusctl sessions [--top N] [-c FILE | --socket PATH] [--json]\n"
                  "       terminusctl certs [-c FILE | --socket PATH] [--json]\n"
-                 "       terminusctl tickets rotate [-c FILE | --socket PATH] [--json]\n"
+                 "       terminusctl tickets [rotate] [-c FILE | --socket PATH] [--json]\n"
                  "  --name NAME   the terminusd instance (terminusd -n NAME; default \"default\")\n"
                  "  --json        one JSON object, for scripts\n"
                  "  --prometheus  Prometheus text exposition\n"
@@ -48,6 +48,7 @@ void usage(FILE* out) {
                  "sessions: sessions by stage, TCP connections by state; --top N: the N largest\n"
                  "  sessions by bytes.\n"
                  "certs: the certificates served: subject, names, key, expiry, OCSP response age.\n"
+                 "tickets: the session ticket keys (names only), who rotates them, key files;\n"
                  "tickets rotate: a new random session ticket key now (the previous one decrypts).\n",
                  kDefaultConfig);
 }
@@ -58,11 +59,13 @@ int control(const std::string& cmd, int argc, char** argv) {
     bool json = false, file_given = false;
     unsigned top = 0;
     int i = 0;
-    if (cmd == "tickets") {
-        if (argc < 1 || std::strcmp(argv[0], "rotate") != 0) {
-            std::fprintf(stderr, "terminusctl tickets: say \"tickets rotate\"\n");
+    bool rotate = false;
+    if (cmd == "tickets" && argc >= 1 && argv[0][0] != '-') {
+        if (std::strcmp(argv[0], "rotate") != 0) {
+            std::fprintf(stderr, "terminusctl tickets: \"%s\"? say \"tickets\" or \"tickets rotate\"\n", argv[0]);
             return 2;
         }
+        rotate = true;
         i = 1;
     }
     for (; i < argc; ++i) {
@@ -89,7 +92,7 @@ int control(const std::string& cmd, int argc, char** argv) {
         socket = terminus::mgmt::control_socket_of(file, why);
         if (!why.empty() && file_given) std::fprintf(stderr, "terminusctl: %s\n", why.c_str());
     }
-    std::string request = cmd == "tickets" ? "tickets rotate" : cmd;
+    std::string request = cmd == "tickets" && rotate ? "tickets rotate" : cmd;
     if (cmd == "sessions") request += " " + std::to_string(top);
     if (!checked.empty()) {
         char real[4096];
@@ -172,7 +175,21 @@ int control(const std::string& cmd, int argc, char** argv) {
         return 0;
     }
     if (cmd == "tickets") {
-        std::printf("terminusctl tickets rotate: %s\n", (*j)["message"].str.c_str());
+        if (rotate) std::printf("terminusctl tickets rotate: %s\n", (*j)["message"].str.c_str());
+        std::printf("random keys (servers without ssl_session_ticket_key), rotated by %s every %.0f s\n",
+                    (*j)["rotated_by"].str.c_str(), (*j)["rotation_s"].number);
+        std::printf("  current   %s  (%.0f s old)\n  previous  %s  (decrypts only)\n", (*j)["current"].str.c_str(),
+                    (*j)["rotated_s_ago"].number, (*j)["previous"].str.c_str());
+        if ((*j)["pushed_s_ago"].type == terminus::mgmt::Json::Type::kNumber) {
+            std::printf("  terminus-mgmtd: last push %.1f s ago, %.0f of its keys installed\n",
+                        (*j)["pushed_s_ago"].number, (*j)["mgmtd_keys"].number);
+        }
+        for (const auto& f : (*j)["files"].items) {
+            std::string files;
+            for (const auto& k : f["keys"].items) files += (files.empty() ? "" : ", ") + k.str;
+            std::printf("server at %s: key files %s (current %s)\n", f["server"].str.c_str(), files.c_str(),
+                        f["current"].str.c_str());
+        }
         return 0;
     }
     if (cmd == "status") {

@@ -60,13 +60,92 @@ std::unique_ptr<TicketKeys> TicketKeys::random() {
     return keys;
 }
 
-void TicketKeys::rotate() {
-    if (!rotating_) return;
+void TicketKeys::install(const Key& k) {
     const unsigned cur = current_.load(std::memory_order_relaxed);
     const unsigned next = (cur + 1) % kSlots;
-    // NEXT held the key from two rotations ago: no reader uses it now.
-    random_key(slots_[next]);
+    // NEXT held the key from two rotations ago: no reader uses it now. (Two
+    // installs back to back, as set() may make, can overwrite a key a core
+    // is still comparing: the worst it sees is a ticket that does not
+    // decrypt, which is a full handshake.)
+    slots_[next] = k;
     current_.store(next, std::memory_order_release);
+}
+
+void TicketKeys::rotate() {
+    if (!rotating_) return;
+    Key k;
+    random_key(k);
+    install(k);
+}
+
+bool TicketKeys::set(const Key& cur, const Key* prev) {
+    if (!rotating_ || holds(cur.name)) return false;
+    if (prev && !holds(prev->name)) install(*prev);
+    install(cur);
+    return true;
+}
+
+const uint8_t* TicketKeys::current_name() const {
+    if (!rotating_) return file_keys_.front().name;
+    return slots_[current_.load(std::memory_order_acquire)].name;
+}
+
+const uint8_t* TicketKeys::previous_name() const {
+    if (!rotating_) return file_keys_.size() > 1 ? file_keys_[1].name : nullptr;
+    return slots_[(current_.load(std::memory_order_acquire) + kSlots - 1) % kSlots].name;
+}
+
+bool TicketKeys::holds(const uint8_t* name) const {
+    bool renew = false;
+    return find(name, renew) != nullptr;
+}
+
+bool TicketKeys::parse_hex(std::string_view text, Key& out) {
+    if (text.size() != 160) return false;
+    uint8_t raw[80];
+    for (size_t i = 0; i < 80; ++i) {
+        int v = 0;
+        for (size_t j = 0; j < 2; ++j) {
+            const char c = text[2 * i + j];
+            const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                                       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            if (d < 0) return false;
+            v = v * 16 + d;
+        }
+        raw[i] = static_cast<uint8_t>(v);
+    }
+    // nginx's 80-byte file layout, as from_files() reads it.
+    out = Key{};
+    out.size = 80;
+    std::memcpy(out.name, raw, 16);
+    std::memcpy(out.hmac, raw + 16, 32);
+    std::memcpy(out.aes, raw + 48, 32);
+    return true;
+}
+
+namespace {
+void append_hex(std::string& out, const uint8_t* p, size_t n) {
+    static const char kDigits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; ++i) {
+        out += kDigits[p[i] >> 4];
+        out += kDigits[p[i] & 15];
+    }
+}
+}  // namespace
+
+std::string TicketKeys::to_hex(const Key& k) {
+    std::string s;
+    s.reserve(160);
+    append_hex(s, k.name, 16);
+    append_hex(s, k.hmac, 32);
+    append_hex(s, k.aes, 32);
+    return s;
+}
+
+std::string TicketKeys::name_hex(const uint8_t* name) {
+    std::string s;
+    if (name) append_hex(s, name, 16);
+    return s;
 }
 
 const TicketKeys::Key& TicketKeys::encrypting() const {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -114,6 +115,22 @@ class TicketKeys {
     static std::unique_ptr<TicketKeys> random();
     // A new random encrypting key; the current one only decrypts from now.
     void rotate();
+    // Keys from terminus-mgmtd (dataplane/control.cc, "tickets set"): CUR
+    // encrypts from now and PREV, when given and not held, is installed
+    // before it so that it still decrypts. Nothing changes when CUR is the
+    // current or the previous key already (in step with mgmtd, or rotated
+    // past it since). Returns whether anything changed. Random sets only.
+    bool set(const Key& cur, const Key* prev);
+    // The names of the current and previous keys (random sets; the first
+    // two file keys otherwise).
+    const uint8_t* current_name() const;
+    const uint8_t* previous_name() const;
+    bool holds(const uint8_t* name) const;
+    // An 80-byte key in nginx's layout (name, HMAC key, AES-256 key) as
+    // 160 hex digits, and back; false when TEXT is not that.
+    static bool parse_hex(std::string_view text, Key& out);
+    static std::string to_hex(const Key& k);
+    static std::string name_hex(const uint8_t* name);
 
     const Key& encrypting() const;
     // The key called NAME, or null; RENEW: it no longer encrypts.
@@ -121,6 +138,8 @@ class TicketKeys {
 
   private:
     TicketKeys() = default;
+    // Writes K into the slot no reader uses and publishes it.
+    void install(const Key& k);
     static constexpr unsigned kSlots = 3;  // current, previous, and the one being written
     std::vector<Key> file_keys_;           // from files: fixed
     Key slots_[kSlots] = {};

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "dataplane/flow.h"
+#include "mgmt/error_log.h"
 
 namespace terminus::dataplane::proxy {
 
@@ -385,9 +386,12 @@ void HealthChecker::update_health(const Target& t, CheckResult last) {
     const char* what = h == Health::kUnhealthy ? "unhealthy"
                        : h == Health::kChecking ? "checking"
                                                 : "healthy";
-    std::fprintf(stderr, "terminusd: upstream %s is %s (health_check at %s:%u: %s%s%s)\n",
-                 server_name(*c.upstream, t.server).c_str(), what, c.hc->loc.file.c_str(), c.hc->loc.line,
-                 to_string(last), t.why ? ": " : "", t.why ? t.why : "");
+    // Warn when it goes, notice when it comes back (nginx: "upstream server
+    // temporarily disabled" is a warn).
+    errlog::report_at(h == Health::kHealthy ? errlog::Level::kNotice : errlog::Level::kWarn, "terminusd",
+                      "upstream %s is %s (health_check at %s:%u: %s%s%s)", server_name(*c.upstream, t.server).c_str(),
+                      what, c.hc->loc.file.c_str(), c.hc->loc.line, to_string(last), t.why ? ": " : "",
+                      t.why ? t.why : "");
 }
 
 bool HealthChecker::tls_step(Probe& p) {

@@ -569,6 +569,63 @@ TEST_F(Tls, RotatedKeysStillOpenTheLastTickets) {
     EXPECT_FALSE(resumes());  // two rotations later it is gone
 }
 
+TEST_F(Tls, KeysPushedByMgmtdAreInstalledOnceAndBringBackThePrevious) {
+    load("server { listen 443 ssl; " + pair("ecdsa") + " proxy_pass b; }\n");
+    using Keys = tls::TicketKeys;
+    auto key = [](char fill) {
+        Keys::Key k;
+        EXPECT_TRUE(Keys::parse_hex(std::string(160, fill), k));
+        return k;
+    };
+    const Keys::Key k1 = key('1'), k2 = key('2'), k3 = key('3');
+    EXPECT_EQ(Keys::to_hex(k2), std::string(160, '2'));
+    Keys::Key bad;
+    EXPECT_FALSE(Keys::parse_hex(std::string(159, '1'), bad));
+    EXPECT_FALSE(Keys::parse_hex(std::string(158, '1') + "zz", bad));
+    // The clients stay: one freed unshut would mark its session not
+    // resumable (OpenSSL's ssl_clear_bad_session).
+    std::vector<std::unique_ptr<Client>> clients;
+    auto ticket = [&]() {
+        clients.push_back(std::make_unique<Client>());
+        Client& c = *clients.back();
+        SSL_CTX_set_max_proto_version(c.ctx.get(), TLS1_2_VERSION);
+        c.start();
+        Handshake hs(c, *core0, groups[0]);
+        EXPECT_EQ(hs.status, Endpoint::Status::kDone);
+        return std::unique_ptr<SSL_SESSION, SessFree>(SSL_get1_session(c.ssl.get()));
+    };
+    auto resumes = [&](SSL_SESSION* sess) {
+        Client again;
+        SSL_CTX_set_max_proto_version(again.ctx.get(), TLS1_2_VERSION);
+        again.start();
+        SSL_set_session(again.ssl.get(), sess);
+        Handshake ep2(again, *core1, groups[0]);
+        EXPECT_EQ(ep2.status, Endpoint::Status::kDone);
+        return SSL_session_reused(again.ssl.get()) == 1;
+    };
+    Keys& keys = *shared->random_keys;
+    auto own = ticket();  // under terminusd's own random key
+    EXPECT_TRUE(keys.set(k1, nullptr));
+    EXPECT_EQ(Keys::name_hex(keys.current_name()), std::string(32, '1'));
+    EXPECT_TRUE(resumes(own.get()));   // its own key is the previous one now
+    EXPECT_FALSE(keys.set(k1, nullptr));  // held already: nothing changes
+    EXPECT_TRUE(keys.set(k2, &k1));       // a rotation by mgmtd: K1 is held, only K2 goes in
+    EXPECT_EQ(Keys::name_hex(keys.previous_name()), std::string(32, '1'));
+    auto under_k2 = ticket();
+    // A terminusd that restarted: its own random keys, K2 gone.
+    keys.rotate();
+    keys.rotate();
+    EXPECT_FALSE(resumes(under_k2.get()));
+    // mgmtd's next push brings K2 back as the previous key.
+    EXPECT_TRUE(keys.set(k3, &k2));
+    EXPECT_EQ(Keys::name_hex(keys.current_name()), std::string(32, '3'));
+    EXPECT_EQ(Keys::name_hex(keys.previous_name()), std::string(32, '2'));
+    EXPECT_TRUE(resumes(under_k2.get()));
+    // terminusctl tickets rotate moved past K3: a push of K3 changes nothing.
+    keys.rotate();
+    EXPECT_FALSE(keys.set(k3, &k2));
+}
+
 // TLS 1.3 session tickets as a client counts them: one new session per
 // NewSessionTicket message (RFC 8446 4.6.1), the last one kept.
 int tickets_received = 0;
