@@ -12,37 +12,17 @@
 # Usage: access_log_test.sh TERMINUSD TERMINUSCTL TERMINUS_MGMTD SRC_ROOT CERTS
 set -uo pipefail
 
-terminusd=$(realpath "$1")
-ctl=$(realpath "$2")
-mgmtd=$(realpath "$3")
-src=$(realpath "$4")
-certs=$(realpath "$5")
-here="$src/tests/integration"
-id=$$
-ns=tmal$id
-iface=tal$id
-name=al$id
-work=$(mktemp -d)
-pid=
+. "$(dirname "$(realpath "$0")")/tap_lib.sh"
+lab_setup al terminusd ctl mgmtd src certs -- "$@"
 mpid=
-backends=()
 hold=
-
-cleanup() {
+extra_cleanup() {
     [ -n "$hold" ] && { kill -KILL "$hold" 2>/dev/null; wait "$hold" 2>/dev/null; }
     [ -n "$mpid" ] && { kill -KILL "$mpid" 2>/dev/null; wait "$mpid" 2>/dev/null; }
-    [ -n "$pid" ] && { kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }
-    for b in "${backends[@]}"; do kill -KILL "$b" 2>/dev/null; wait "$b" 2>/dev/null; done
-    ip netns del "$ns" 2>/dev/null
     if [ -n "${KEEP_LOG:-}" ]; then
         mkdir -p /tmp/access_log_test && cp -r "$work"/. /tmp/access_log_test/
     fi
-    # A terminusd killed with SIGKILL leaves its segments behind.
-    rm -rf "$work" "/var/run/dpdk/terminus-$name" "/dev/shm/terminus-$name.stats" "/dev/shm/terminus-$name.log"
 }
-trap cleanup EXIT
-
-. "$here/tap_lib.sh"
 
 sessions() { in_ns timeout 300 python3 "$here/al_sessions.py" "$@"; }
 counter() {  # counter GROUP NAME: the total terminusctl shows
@@ -130,10 +110,10 @@ grep -q "\[notice\] $pid#0: access log: /dev/shm/terminus-$name.log, 127 records
 ip -n "$ns" addr add 198.18.21.1/24 dev "$iface"
 ip -n "$ns" link set "$iface" up
 ip netns exec "$ns" python3 "$here/lab_backend.py" 198.18.21.1 9001 >"$work/backend.log" 2>&1 &
-backends+=($!)
+bg+=($!)
 ip netns exec "$ns" python3 "$here/al_sessions.py" tlsecho 198.18.21.1 9443 "$certs/rsa.crt" "$certs/rsa.key" \
     >"$work/tlsecho.log" 2>&1 &
-backends+=($!)
+bg+=($!)
 wait_for 10 grep -q ready "$work/backend.log" && wait_for 10 grep -q ready "$work/tlsecho.log" ||
     not_ok "backends start" "$(cat "$work/backend.log" "$work/tlsecho.log")"
 

@@ -9,39 +9,19 @@
 # Usage: mgmtd_test.sh TERMINUSD TERMINUSCTL TERMINUS_MGMTD SRC_ROOT CERTS
 set -uo pipefail
 
-terminusd=$(realpath "$1")
-ctl=$(realpath "$2")
-mgmtd=$(realpath "$3")
-src=$(realpath "$4")
-certs=$(realpath "$5")
-here="$src/tests/integration"
-id=$$
-ns=tmmg$id
-iface=tmg$id
-name=mg$id
-work=$(mktemp -d)
+. "$(dirname "$(realpath "$0")")/tap_lib.sh"
+lab_setup mg terminusd ctl mgmtd src certs -- "$@"
 port=19145
-pid=
 mpid=
-backend=
 stream=
-
-cleanup() {
+extra_cleanup() {
     [ -n "$stream" ] && { kill -KILL "$stream" 2>/dev/null; wait "$stream" 2>/dev/null; }
     [ -n "$mpid" ] && { kill -KILL "$mpid" 2>/dev/null; wait "$mpid" 2>/dev/null; }
-    [ -n "$pid" ] && { kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }
-    [ -n "$backend" ] && { kill -KILL "$backend" 2>/dev/null; wait "$backend" 2>/dev/null; }
-    ip netns del "$ns" 2>/dev/null
     if [ -n "${KEEP_LOG:-}" ]; then
         cp "$work/log" /tmp/mgmtd_test.terminusd.log
         cat "$work"/mgmtd*.log > /tmp/mgmtd_test.mgmtd.log 2>/dev/null
     fi
-    # A terminusd killed with SIGKILL leaves its segment behind.
-    rm -rf "$work" "/var/run/dpdk/terminus-$name" "/dev/shm/terminus-$name.stats"
 }
-trap cleanup EXIT
-
-. "$here/tap_lib.sh"
 
 # The strict reader of the text format (0.0.4) and the HTTP clients the
 # checks below use, all run in the namespace.
@@ -311,7 +291,7 @@ ok "terminusd starts with mgmt { control; metrics; }"
 ip -n "$ns" addr add 198.18.12.1/24 dev "$iface"
 ip -n "$ns" link set "$iface" up
 ip netns exec "$ns" python3 "$here/lab_backend.py" 198.18.12.1 9001 9002 >"$work/backend.log" 2>&1 &
-backend=$!
+bg+=($!)
 wait_for 10 grep -q ready "$work/backend.log" || not_ok "backends start" "$(cat "$work/backend.log")"
 
 start_mgmtd() {  # start_mgmtd LOG: in the namespace, its loopback is the test's own
