@@ -371,12 +371,6 @@ std::string Control::status_json() const {
 
 namespace {
 
-std::string ipv4(uint32_t ip) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
-    return buf;
-}
-
 const char* method_name(config::BalanceMethod m) {
     switch (m) {
         case config::BalanceMethod::kRoundRobin: return "round_robin";
@@ -430,7 +424,7 @@ std::string Control::upstreams_json() const {
             const config::UpstreamServer& us = u.servers[i];
             const proxy::SharedPeer& p = g.peers[i];
             s += std::string(i ? "," : "") + "{\"server\":" +
-                 json_string((us.address ? ipv4(*us.address) : us.host) + ":" + std::to_string(us.port)) +
+                 json_string((us.address ? config::ipv4_to_string(*us.address) : us.host) + ":" + std::to_string(us.port)) +
                  ",\"state\":" + json_string(proxy::to_string(proxy::peer_state(u, i, p, now_us))) +
                  ",\"weight\":" + std::to_string(us.weight) + ",\"max_fails\":" + std::to_string(us.max_fails) +
                  ",\"fail_timeout_s\":" + std::to_string(us.fail_timeout.count() / 1000.0) +
@@ -516,9 +510,9 @@ std::string Control::sessions_json(unsigned top) {
     for (size_t k = 0; k < all.size(); ++k) {
         const auto& t = *all[k].second;
         s += std::string(k ? "," : "") + "{\"core\":" + std::to_string(all[k].first) + ",\"client\":" +
-             json_string(ipv4(t.client_ip) + ":" + std::to_string(t.client_port)) + ",\"port\":" +
+             json_string(config::ipv4_to_string(t.client_ip) + ":" + std::to_string(t.client_port)) + ",\"port\":" +
              std::to_string(t.local_port) + ",\"upstream\":" +
-             json_string(t.upstream_ip ? ipv4(t.upstream_ip) + ":" + std::to_string(t.upstream_port) : "") +
+             json_string(t.upstream_ip ? config::ipv4_to_string(t.upstream_ip) + ":" + std::to_string(t.upstream_port) : "") +
              ",\"stage\":" + json_string(proxy::stage_name(t.stage)) + ",\"tls\":" + (t.tls ? "true" : "false") +
              ",\"bytes_to_upstream\":" + std::to_string(t.bytes_to_upstream) + ",\"bytes_to_client\":" +
              std::to_string(t.bytes_to_client) + ",\"age_s\":" + std::to_string(t.age_us / 1e6) +
