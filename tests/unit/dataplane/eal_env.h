@@ -8,7 +8,9 @@
 #include <rte_mbuf.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace terminus::testing {
@@ -27,7 +29,12 @@ class EalEnvironment : public ::testing::Environment {
         pool_ = rte_pktmbuf_pool_create("unit_mbufs", 8191, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
         ASSERT_NE(pool_, nullptr);
     }
-    void TearDown() override { rte_eal_cleanup(); }
+    void TearDown() override {
+        const std::string runtime_dir = rte_eal_get_runtime_dir();
+        rte_eal_cleanup();
+        std::error_code ec;
+        std::filesystem::remove_all(runtime_dir, ec);  // the EAL leaves its run directory behind
+    }
 
     static rte_mempool* pool() { return pool_; }
 
