@@ -293,7 +293,8 @@ got=$(fetch)
     not_ok "curl fetches 100 MB through TLS with 1% loss" "got $got want $want"
 in_ns nft delete table netdev loss
 
-# 10,000 sequential full handshakes: nothing grows.
+# 5,000 sequential full handshakes: nothing grows (under 2 MB of RSS, about
+# 400 bytes a handshake; 10,000 took a minute of the suite for the same bound).
 rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
 mbufs() { stat memory mbufs_in_use; }
 storm() {
@@ -311,13 +312,13 @@ PY
 storm 1000 >/dev/null
 sleep 1
 r1=$(rss); m1=$(mbufs)
-done_n=$(storm 10000)
+done_n=$(storm 5000)
 sleep 2
 r2=$(rss); m2=$(mbufs)
-if [ "$done_n" = 10000 ] && [ $((r2 - r1)) -lt 4096 ] && [ "$m2" -le $((m1 + 64)) ]; then
-    ok "10,000 sequential handshakes: RSS $r1 -> $r2 kB, mbufs $m1 -> $m2"
+if [ "$done_n" = 5000 ] && [ $((r2 - r1)) -lt 2048 ] && [ "$m2" -le $((m1 + 64)) ]; then
+    ok "5,000 sequential handshakes: RSS $r1 -> $r2 kB, mbufs $m1 -> $m2"
 else
-    not_ok "10,000 sequential handshakes leave memory flat" "done $done_n, RSS $r1 -> $r2 kB, mbufs $m1 -> $m2"
+    not_ok "5,000 sequential handshakes leave memory flat" "done $done_n, RSS $r1 -> $r2 kB, mbufs $m1 -> $m2"
 fi
 
 # Failures per server block: the block at the line of "listen 446 ssl"'s server.
@@ -335,7 +336,7 @@ bad=$(stat tls bad_records)
 [ "$bad" = 0 ] && ok "clients that close without close_notify are not bad records" ||
     not_ok "clients that close without close_notify are not bad records (got $bad)"
 full=$(stat tls handshakes_full)
-[ "${full:-0}" -ge 10000 ] && ok "terminusctl stats shows the TLS counters ($full full handshakes)" ||
+[ "${full:-0}" -ge 6000 ] && ok "terminusctl stats shows the TLS counters ($full full handshakes)" ||
     not_ok "terminusctl stats shows the TLS counters (got '$full')"
 
 # Record sizes: a 1 MB response to a client slower than the upstream (a
