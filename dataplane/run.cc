@@ -121,6 +121,17 @@ std::vector<config::Diagnostic> unsupported_directives(const config::Config& cfg
                    "more than " + std::to_string(proxy::Session::kMaxLimits) + " \"limit_conn\" in one server");
         }
     }
+    // "crypto cryptodev:DEVICE": no record engine submits to a device yet
+    // (OpenSSL does every record); running without it would be a silent
+    // software fallback.
+    if (cfg.dataplane.crypto == config::CryptoBackend::kCryptodev) {
+        for (const auto& w : cfg.written) {
+            if (w.name == "crypto") {
+                refuse(w.loc, "\"crypto cryptodev:" + cfg.dataplane.crypto_device +
+                                  "\" (OpenSSL protects every record today: write \"crypto openssl;\")");
+            }
+        }
+    }
     for (auto& d : access_log_problems(cfg)) out.push_back(std::move(d));
     for (const auto& w : cfg.written) {
         bool done = false;

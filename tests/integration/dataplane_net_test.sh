@@ -80,5 +80,21 @@ else
     not_ok "a directive not implemented yet is refused by name at start (rc $rc)" "$out"
 fi
 
+# A crypto device is refused too: no record engine submits to one yet.
+cat > "$work/cdev.conf" <<CONF
+dataplane { port net_tap0 iface=${iface}x address=198.18.0.2/24; crypto cryptodev:crypto_aesni_mb0; }
+stream {
+    upstream b { server 198.18.0.1:8080; }
+    server { listen 80; proxy_pass b; }
+}
+CONF
+out=$("$terminusd" -c "$work/cdev.conf" -n "net$id" 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && grep -q 'cdev.conf:1:[0-9]*: error: "crypto cryptodev:crypto_aesni_mb0" (OpenSSL protects every record today' <<<"$out"; then
+    ok "crypto cryptodev:DEVICE is refused at start, not silently done in software"
+else
+    not_ok "crypto cryptodev:DEVICE is refused at start (rc $rc)" "$out"
+fi
+
 echo "1..$n"
 [ "$fails" -eq 0 ]
