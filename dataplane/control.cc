@@ -526,7 +526,7 @@ std::string Control::tickets_json(const std::string& arg) {
     Keys* keys = base_.carry.random_keys.get();
     if (!keys) return "{\"ok\":false,\"errors\":[\"no random ticket keys (no TLS server)\"]}\n";
     const auto now = std::chrono::steady_clock::now();
-    const bool mgmtd = pushes_ && now - pushed_ < std::chrono::milliseconds(rotation_ms_);
+    const bool mgmtd = mgmtd_rotates(now);
     std::string message;
     if (arg == "rotate") {
         keys->rotate();
@@ -562,7 +562,7 @@ std::string Control::tickets_json(const std::string& arg) {
     const auto ago = [&](std::chrono::steady_clock::time_point t) {
         return std::to_string(std::chrono::duration<double>(now - t).count());
     };
-    const bool by_mgmtd = pushes_ && now - pushed_ < std::chrono::milliseconds(rotation_ms_);
+    const bool by_mgmtd = mgmtd_rotates(now);  // a push just now counts
     std::string s = "{\"ok\":true,\"current\":" + json_string(Keys::name_hex(keys->current_name())) +
                     ",\"previous\":" + json_string(Keys::name_hex(keys->previous_name())) +
                     ",\"rotated_by\":" + json_string(by_mgmtd ? "terminus-mgmtd" : "terminusd") +
@@ -676,7 +676,7 @@ void Control::run(const std::atomic<bool>& stop) {
         // last push (it is gone), terminusd rotates by itself again.
         const auto now = std::chrono::steady_clock::now();
         const auto period = std::chrono::milliseconds(rotation_ms_);
-        if (rotation_ms_ && now - rotated_ >= period && !(pushes_ && now - pushed_ < period)) {
+        if (rotation_ms_ && now - rotated_ >= period && !mgmtd_rotates(now)) {
             if (base_.carry.random_keys) base_.carry.random_keys->rotate();
             if (pushes_) log("terminus-mgmtd pushed no ticket key for one rotation period: terminusd rotates its own");
             rotated_ = now;

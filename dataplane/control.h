@@ -97,6 +97,11 @@ class Control {
     std::string certs_json() const;
     std::string sessions_json(unsigned top);
     std::string tickets_json(const std::string& arg);
+    // terminus-mgmtd pushed keys within the last rotation period at NOW:
+    // it rotates them, terminusd does not.
+    bool mgmtd_rotates(std::chrono::steady_clock::time_point now) const {
+        return pushes_ && now - pushed_ < std::chrono::milliseconds(rotation_ms_);
+    }
     static void on_query(void* ctx, unsigned self, const Message* msgs, unsigned n);
 
     GenerationBase base_;

@@ -64,37 +64,33 @@ for c in icmp_echo_answered:10 arp_requests_answered:1 ip_bad_checksum:1 ip_bad_
     else not_ok "counter $name >= $min (got '${v}')" "$(grep '^terminusd:  ' "$work/log")"; fi
 done
 
+# refused_at_start NAME FILE PATTERN: terminusd exits 1 on FILE (written
+# from stdin) with a diagnostic matching PATTERN.
+refused_at_start() {
+    local what=$1 conf="$work/$2" pattern=$3 out rc
+    cat > "$conf"
+    out=$("$terminusd" -c "$conf" -n "net$id" 2>&1)
+    rc=$?
+    if [ $rc -eq 1 ] && grep -q "$pattern" <<<"$out"; then ok "$what"; else not_ok "$what (rc $rc)" "$out"; fi
+}
 # Directives the dataplane does not implement yet are refused by name.
-cat > "$work/stream.conf" <<CONF
+refused_at_start "a directive not implemented yet is refused by name at start" stream.conf \
+    'stream.conf:4:39: error: "proxy_download_rate" is valid but the dataplane does not implement it yet' <<CONF
 dataplane { port net_tap0 iface=${iface}x address=198.18.0.2/24; }
 stream {
     upstream b { server 198.18.0.1:8080; }
     server { listen 80; proxy_pass b; proxy_download_rate 10k; }
 }
 CONF
-out=$("$terminusd" -c "$work/stream.conf" -n "net$id" 2>&1)
-rc=$?
-if [ $rc -eq 1 ] && grep -q 'stream.conf:4:39: error: "proxy_download_rate" is valid but the dataplane does not implement it yet' <<<"$out"; then
-    ok "a directive not implemented yet is refused by name at start"
-else
-    not_ok "a directive not implemented yet is refused by name at start (rc $rc)" "$out"
-fi
-
 # A crypto device is refused too: no record engine submits to one yet.
-cat > "$work/cdev.conf" <<CONF
+refused_at_start "crypto cryptodev:DEVICE is refused at start, not silently done in software" cdev.conf \
+    'cdev.conf:1:[0-9]*: error: "crypto cryptodev:crypto_aesni_mb0" (OpenSSL protects every record today' <<CONF
 dataplane { port net_tap0 iface=${iface}x address=198.18.0.2/24; crypto cryptodev:crypto_aesni_mb0; }
 stream {
     upstream b { server 198.18.0.1:8080; }
     server { listen 80; proxy_pass b; }
 }
 CONF
-out=$("$terminusd" -c "$work/cdev.conf" -n "net$id" 2>&1)
-rc=$?
-if [ $rc -eq 1 ] && grep -q 'cdev.conf:1:[0-9]*: error: "crypto cryptodev:crypto_aesni_mb0" (OpenSSL protects every record today' <<<"$out"; then
-    ok "crypto cryptodev:DEVICE is refused at start, not silently done in software"
-else
-    not_ok "crypto cryptodev:DEVICE is refused at start (rc $rc)" "$out"
-fi
 
 echo "1..$n"
 [ "$fails" -eq 0 ]
